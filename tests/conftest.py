@@ -1,0 +1,41 @@
+"Shared fixtures: a private FASTAI_HOME per test, and a synthetic archive shaped like MNIST_SAMPLE."
+import io, os, tarfile
+from pathlib import Path
+import numpy as np
+import pytest
+from PIL import Image
+from mnist37.data import EXPECTED
+
+SHARED_ARCHIVE = Path(__file__).resolve().parents[1].parent/'shared'/'data'/'mnist_sample.tgz'
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    "An empty fastai home for this test only; offline, with no archive configured."
+    monkeypatch.setenv('FASTAI_HOME', str(tmp_path/'fastai_home'))
+    monkeypatch.setenv('MNIST37_OFFLINE', '1')
+    monkeypatch.delenv('MNIST37_ARCHIVE', raising=False)
+    return tmp_path/'fastai_home'
+
+def png_bytes(img) -> bytes:
+    buf = io.BytesIO(); Image.fromarray(img).save(buf, format='PNG'); return buf.getvalue()
+
+def add_bytes(tf, name, data):
+    info = tarfile.TarInfo(name); info.size = len(data); tf.addfile(info, io.BytesIO(data))
+
+def make_archive(dest: Path, counts=EXPECTED, extra=()):
+    "A gzip tarball in MNIST_SAMPLE's layout, `counts` random noise PNGs per folder (no MNIST image)."
+    rng = np.random.default_rng(0)
+    pngs = [png_bytes(rng.integers(0, 256, (28, 28), dtype=np.uint8)) for _ in range(16)]
+    with tarfile.open(dest, 'w:gz', compresslevel=1) as tf:
+        rows = ['name,label']
+        for folder, n in counts.items():
+            for i in range(n):
+                add_bytes(tf, f'mnist_sample/{folder}/{i}.png', pngs[i % 16]); rows.append(f'{folder}/{i}.png,{int(folder.endswith("7"))}')
+        add_bytes(tf, 'mnist_sample/labels.csv', ('\n'.join(rows) + '\n').encode())
+        for info, data in extra: tf.addfile(info, io.BytesIO(data) if data else None)
+    return dest
+
+@pytest.fixture(scope='session')
+def fake_archive(tmp_path_factory):
+    "A complete archive with the full data set's file counts (random pixels), built once per run."
+    return make_archive(tmp_path_factory.mktemp('archive')/'mnist_sample.tgz')
