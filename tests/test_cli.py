@@ -1,0 +1,70 @@
+"The mnist37 command as a user meets it: help, wrong calls (exit 2), the main job, data and bench."
+import json, os, shutil, subprocess, sys
+import pytest
+from conftest import make_archive
+
+@pytest.fixture(scope='module')
+def env(tmp_path_factory):
+    "A fastai home holding the fallback data (built once for this module), offline."
+    home = tmp_path_factory.mktemp('cli_home')
+    e = {**os.environ, 'FASTAI_HOME': str(home), 'MNIST37_OFFLINE': '1', 'MNIST37_ARCHIVE': ''}
+    e.pop('MNIST37_DEVICE', None)
+    subprocess.run([sys.executable, '-c', 'from mnist37.data import build_fallback; build_fallback()'], env=e, check=True)
+    return e
+
+MNIST37 = shutil.which('mnist37', path=os.path.dirname(sys.executable)) or shutil.which('mnist37')
+
+def cli(*args, env=None):
+    "Run the installed `mnist37` command, as a user would."
+    assert MNIST37, 'the mnist37 command is not installed: pip install -e .'
+    return subprocess.run([MNIST37, *args], env=env, capture_output=True, text=True, timeout=600)
+
+def test_help_is_quick_and_imports_no_torch():
+    r = subprocess.run([sys.executable, '-c', 'import sys; from mnist37.cli import parser; parser().format_help(); '
+                        'print(sorted(m for m in ("torch", "fastai") if m in sys.modules))'], capture_output=True, text=True)
+    assert r.stdout.strip() == '[]'
+    r = cli('--help')
+    assert r.returncode == 0 and 'train' in r.stdout and 'bench' in r.stdout
+
+@pytest.mark.parametrize('args,match', [
+    (['fly'], "invalid choice: 'fly'"), (['train', '--model', 'cnn'], "invalid choice: 'cnn'"),
+    (['train', '--epochs', '-3'], 'must be greater than 0, got -3'), (['train', '--epochs', 'ten'], "'ten' is not a number"),
+    (['train', '--lr', '0'], 'must be greater than 0'), (['train', '--device', 'tpu'], "unknown device 'tpu'"),
+    (['train', '--seed', '-1'], '--seed must be 0 or more'), ([], 'required')])
+def test_wrong_calls_get_usage_and_exit_2(args, match, env):
+    r = cli(*args, env=env)
+    assert r.returncode == 2, r.stderr
+    assert 'usage: mnist37' in r.stderr and match in r.stderr
+
+def test_forced_missing_gpu_is_named(env):
+    import torch
+    if torch.cuda.is_available(): pytest.skip('this machine has CUDA')
+    r = cli('train', '--device', 'cuda', env=env)
+    assert r.returncode == 2 and 'this machine has no CUDA' in r.stderr
+
+def test_train_all_json_on_the_fallback(env):
+    r = cli('train', '--json', '--epochs', '3', env=env)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [row['model'] for row in rows] == ['baseline', 'linear', 'optim', 'net']
+    assert all(row['data'] == 'fallback' and row['device'] == 'cpu' for row in rows)
+    assert rows[0]['accuracy'] > 0.85 and rows[0]['lesson'] == 0.9511
+    assert all(0.5 < row['accuracy'] <= 1 for row in rows) and [row['epochs'] for row in rows] == [0, 3, 3, 3]
+
+def test_train_table_says_which_data(env):
+    r = cli('train', '--model', 'baseline', env=env)
+    assert r.returncode == 0, r.stderr
+    assert 'OFFLINE FALLBACK' in r.stdout and 'baseline' in r.stdout and 'lesson' in r.stdout.splitlines()[2]
+
+def test_data_command(env, tmp_path, fake_archive):
+    r = cli('data', '--archive', str(tmp_path/'missing.tgz'), env={**env, 'FASTAI_HOME': str(tmp_path/'h')})
+    assert r.returncode == 1 and 'missing.tgz does not exist' in r.stderr and 'Traceback' not in r.stderr
+    r = cli('data', '--archive', str(fake_archive), env={**env, 'FASTAI_HOME': str(tmp_path/'h')})
+    assert r.returncode == 0 and 'the full MNIST_SAMPLE from archive' in r.stdout and 'train/3: 6131' in r.stdout
+
+def test_bench_writes_table_and_plot(env, tmp_path):
+    r = cli('bench', '--epochs', '1', '--out', str(tmp_path/'b'), env=env)
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path/'b'/'bench.md').read_text()
+    assert 'Learner path / fast path' in md and 'PNG decode / tensor cache' in md and md.count('x |') >= 4
+    assert (tmp_path/'b'/'bench.png').read_bytes()[:4] == b'\x89PNG'

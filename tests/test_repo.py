@@ -1,0 +1,62 @@
+"The repository keeps its promises: README commands, CI, pins, notebook heads, no data committed."
+import json, re, subprocess
+from configparser import ConfigParser
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = sorted((ROOT/'nbs').glob('[0-9]*.ipynb'))
+
+def quick_start():
+    "The commands in the README's quick-start code block."
+    text = (ROOT/'README.md').read_text()
+    block = re.search(r'## Quick start.*?```sh\n(.*?)```', text, re.S).group(1)
+    return [l for l in block.splitlines() if l.strip()]
+
+def test_readme_has_two_commands_and_ci_runs_the_test_one():
+    main_job, test_cmd = quick_start()
+    assert main_job.endswith('mnist37 train') and 'pytest' in test_cmd and 'nbdev_test' in test_cmd
+    assert test_cmd in (ROOT/'.ci'/'run').read_text().splitlines()
+
+def test_pins():
+    cfg = ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
+    req, dev = cfg['DEFAULT']['requirements'].split(), cfg['DEFAULT']['dev_requirements'].split()
+    for pin in ['fastai==2.8.7', 'fastcore>=1.12.3,<2', 'nbdev==2.4.14', 'execnb<0.2']: assert pin in req
+    for pin in ['torch==2.14.1', 'torchvision==0.29.1', 'pytest']: assert pin in dev
+    assert cfg['DEFAULT']['tst_flags'].split() == ['notest', 'slow', 'cuda']
+    assert 'mnist37=mnist37.cli:main' in cfg['DEFAULT']['console_scripts']
+
+def cells(nb): return json.loads(nb.read_text())['cells']
+
+def test_every_notebook_opens_with_colab_badge_and_install_cell():
+    assert len(NBS) >= 9
+    for nb in NBS:
+        cs = cells(nb)
+        first_md = next(c for c in cs if c['cell_type'] == 'markdown')
+        assert f'blob/main/nbs/{nb.name}' in ''.join(first_md['source']), nb.name
+        code = [''.join(c['source']) for c in cs if c['cell_type'] == 'code' and not ''.join(c['source']).startswith('#| default_exp')]
+        assert "'google.colab' in sys.modules" in code[0], nb.name
+
+def test_every_notebook_says_its_device_and_data():
+    for nb in NBS:
+        src = '\n'.join(''.join(c['source']) for c in cells(nb))
+        if 'get_device' in src and nb.name != '00a_device.ipynb': assert re.search(r'[Dd]evice: \{device', src), nb.name
+        if 'mnist_sample()' in src: assert 'FULL' in src or 'full' in src, nb.name
+
+def test_slow_and_cuda_cells_are_flagged_leaves():
+    for nb in NBS:
+        cs = [''.join(c['source']) for c in cells(nb) if c['cell_type'] == 'code']
+        for i, src in enumerate(cs):
+            if src.startswith(('#| slow', '#| cuda')):
+                defined = set(re.findall(r'^(\w+)\s*=', src, re.M))
+                later = '\n'.join(cs[i+1:])
+                assert not any(re.search(rf'\b{v}\b', later) for v in defined), (nb.name, defined)
+
+def test_saved_outputs_are_small_and_have_no_errors():
+    for nb in NBS + [ROOT/'nbs'/'index.ipynb']:
+        assert nb.stat().st_size < 600_000, nb.name
+        for c in cells(nb):
+            for o in c.get('outputs', []): assert o.get('output_type') != 'error', nb.name
+
+def test_no_data_or_images_committed():
+    files = subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert not [f for f in files if re.search(r'\.(png|jpg|tgz|npz|pt|pth)$|mnist_sample/', f)]
