@@ -1,0 +1,106 @@
+"The exercise checker (right answers, recognised mistakes, no answers given away) and student copies."
+import json
+from pathlib import Path
+import nbformat, pytest, torch
+from torch import nn
+from mnist37.exercises import BEGIN, END, STUB, check, student_copies
+from mnist37.linear import calc_grad
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTION_TEXTS = ['(a - b).abs().mean((-1, -2))', '((a - b)**2).mean((-1, -2)).sqrt()', 'torch.where(targets == 1',
+                  'p.data -= p.grad*lr', 'nn.Sequential(nn.Linear']
+
+def right_epoch(model, dl, lr, params):
+    for xb, yb in dl:
+        calc_grad(xb, yb, model)
+        for p in params: p.data -= p.grad*lr; p.grad.zero_()
+
+def epoch(sign=-1, zero=True, inplace_leaf=False):
+    def f(model, dl, lr, params):
+        for xb, yb in dl:
+            calc_grad(xb, yb, model)
+            for p in params:
+                if inplace_leaf: p -= p.grad*lr
+                else: p.data += sign*p.grad*lr
+                if zero: p.grad.zero_()
+    return f
+
+def not_written(*args): raise NotImplementedError('write your code here')
+
+CASES = [  # exercise, function, ok, words the feedback must contain
+    ('mnist_distance', lambda a, b: (a - b).abs().mean((-1, -2)), True, 'one distance per image'),
+    ('mnist_distance', lambda a, b: (a - b).abs().mean(0), False, 'shape (28, 28)'),
+    ('mnist_distance', lambda a, b: (a - b).abs().mean(), False, 'averaged over everything'),
+    ('mnist_distance', lambda a, b: (a - b).mean((-1, -2)), False, 'take .abs()'),
+    ('mnist_distance', lambda a, b: ((a - b)**2).mean((-1, -2)).sqrt(), False, 'root mean squared'),
+    ('mnist_distance', lambda a, b: torch.stack([(x - b).abs().mean() for x in a]), False, 'use broadcasting'),
+    ('mnist_distance', lambda a, b: (a - b).abs().mean((-1, -2)).tolist(), False, 'returned a list'),
+    ('mnist_distance', not_written, False, 'not written yet'),
+    ('rmse_distance', lambda a, b: ((a - b)**2).mean((-1, -2)).sqrt(), True, 'one distance per image'),
+    ('rmse_distance', lambda a, b: ((a - b)**2).mean((-1, -2)), False, 'square root'),
+    ('rmse_distance', lambda a, b: (a - b).abs().mean((-1, -2)), False, 'mean absolute difference'),
+    ('mnist_loss', lambda p, t: torch.where(t == 1, 1 - p.sigmoid(), p.sigmoid()).mean(), True, 'gradient matches'),
+    ('mnist_loss', lambda p, t: torch.where(t == 1, 1 - p, p).mean(), False, '.sigmoid()'),
+    ('mnist_loss', lambda p, t: torch.where(t == 1, p.sigmoid(), 1 - p.sigmoid()).mean(), False, 'swapped'),
+    ('mnist_loss', lambda p, t: torch.where(t == 1, 1 - p.sigmoid(), p.sigmoid()), False, 'one number for the whole batch'),
+    ('mnist_loss', lambda p, t: torch.where(t == 1, 1 - p.sigmoid(), p.sigmoid()).sum(), False, '.sum()'),
+    ('mnist_loss', lambda p, t: ((p.sigmoid() > 0.5).float() == t).float().mean(), False, 'no gradient'),
+    ('mnist_loss', lambda p, t: torch.where(t == 1, 1 - p.sigmoid(), p.sigmoid()).mean().item(), False, 'no .item()'),
+    ('mnist_loss', lambda p, t: torch.where(t.squeeze() == 1, 1 - p.sigmoid(), p.sigmoid()).mean(), False, 'differs'),
+    ('train_epoch', right_epoch, True, 'same parameters as the lesson'),
+    ('train_epoch', epoch(zero=False), False, 'never reset'),
+    ('train_epoch', epoch(sign=+1), False, 'up the slope'),
+    ('train_epoch', lambda model, dl, lr, params: None, False, 'did not change'),
+    ('train_epoch', epoch(inplace_leaf=True), False, 'torch.no_grad()'),
+    ('simple_net2', lambda: nn.Sequential(nn.Linear(784, 30), nn.ReLU(), nn.Linear(30, 30), nn.ReLU(), nn.Linear(30, 1)), True, 'ReLU after each'),
+    ('simple_net2', lambda: nn.Sequential(nn.Linear(784, 30), nn.ReLU(), nn.Linear(30, 30), nn.Linear(30, 1)), False, 'just one linear layer'),
+    ('simple_net2', lambda: nn.Sequential(nn.Linear(784, 30), nn.ReLU(), nn.Linear(30, 1)), False, '2 linear layers'),
+    ('simple_net2', lambda: nn.Sequential(nn.Linear(784, 30), nn.ReLU(), nn.Linear(30, 30), nn.ReLU(), nn.Linear(30, 2)), False, 'must have 1 output'),
+    ('simple_net2', lambda: nn.Sequential(nn.Linear(784, 30), nn.ReLU(), nn.Linear(30, 30), nn.ReLU(), nn.Linear(30, 1), nn.ReLU()), False, 'ReLU after the last'),
+    ('simple_net2', lambda: nn.Sequential(nn.Linear(700, 30), nn.ReLU(), nn.Linear(30, 1)), False, 'cannot take a batch'),
+]
+
+@pytest.mark.parametrize('name,fn,ok,words', CASES, ids=[f'{c[0]}-{i}' for i, c in enumerate(CASES)])
+def test_feedback(name, fn, ok, words):
+    fb = check(name, fn)
+    assert fb.ok == ok and words in fb.message, fb
+    assert not any(s in fb.message for s in SOLUTION_TEXTS), fb  # never gives the answer away
+    assert repr(fb).startswith('Correct!' if ok else 'Not yet:')
+
+def test_check_refuses_unknown_exercise_and_called_function():
+    with pytest.raises(ValueError, match="unknown exercise 'nope'"): check('nope', print)
+    assert 'without calling it' in check('mnist_loss', 0.5).message
+
+def test_student_copies_strip_solutions_and_outputs(tmp_path):
+    paths = student_copies(ROOT/'nbs', tmp_path)
+    assert len(paths) == len(list((ROOT/'nbs').glob('[0-9]*.ipynb')))
+    stubs = 0
+    for p in paths:
+        nbformat.validate(nbformat.read(p, as_version=4))
+        orig, copy = (json.loads(f.read_text()) for f in (ROOT/'nbs'/p.name, p))
+        assert len(orig['cells']) == len(copy['cells'])
+        for o, c in zip(orig['cells'], copy['cells']):
+            src, osrc = ''.join(c['source']), ''.join(o['source'])
+            assert not c.get('outputs')
+            if c['cell_type'] == 'markdown': assert src == osrc
+            elif BEGIN in osrc: stubs += src.count(STUB); assert BEGIN not in src and END not in src
+            else: assert src == osrc.rstrip('\n')
+    assert stubs >= 7
+
+def _run_until_first_exercise(nb_path):
+    "Execute a notebook's code cells (skipping #| slow / #| cuda, as nbdev_test does) until the first exercise stub."
+    from execnb.shell import CaptureShell
+    sh = CaptureShell()
+    for cell in json.loads(nb_path.read_text())['cells']:
+        src = ''.join(cell['source'])
+        if cell['cell_type'] != 'code' or src.startswith(('#| slow', '#| cuda')): continue
+        if STUB in src: return True
+        sh.run(src)
+        assert not sh.exc, f'{nb_path.name}: {sh.exc!r} in\n{src[:300]}'
+    return False
+
+def test_student_copies_run_up_to_their_first_exercise(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with_exercises = [p for p in student_copies(ROOT/'nbs', tmp_path/'student') if STUB in p.read_text()]
+    assert {p.name for p in with_exercises} >= {'01_pixel_similarity.ipynb', '03_linear.ipynb', '05_neural_net.ipynb'}
+    for p in with_exercises: assert _run_until_first_exercise(p)
