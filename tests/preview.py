@@ -1,0 +1,74 @@
+"""A local preview of the doc site, for machines without Quarto: nbdev's own processing of the notebooks
+(what `nbdev_proc_nbs` does before Quarto renders), then one HTML page per notebook with a navigation list.
+Run `python tests/preview.py` from the repository root; the pages land in artifacts/site/."""
+import html, re, sys
+from pathlib import Path
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def sidebar_order(nbs: Path) -> list:
+    "Notebook names in the order of the site's sidebar (nbs/sidebar.yml)."
+    def walk(items):
+        for it in items:
+            if isinstance(it, str): yield it
+            else: yield from walk(it.get('contents', []))
+    return list(walk(yaml.safe_load((nbs/'sidebar.yml').read_text())['website']['sidebar']['contents']))
+
+def process(root=ROOT) -> Path:
+    "Run nbdev's notebook processing (show_doc, hidden cells, directives) into root/_proc."
+    import os
+    from nbdev.serve import proc_nbs
+    old = os.getcwd(); os.chdir(root)
+    try: return Path(proc_nbs(force=True, n_workers=0))
+    finally: os.chdir(old)
+
+def _front_matter(nb) -> dict:
+    "The front matter nbdev made from the notebook's title and summary (a raw cell between --- lines)."
+    for c in nb.cells:
+        if c.cell_type == 'raw' and c.source.startswith('---'): return yaml.safe_load(c.source.strip().strip('-')) or {}
+    return {}
+
+def _as_heading(nb):
+    "Put the title and summary back as a heading, in place of the front matter that only Quarto reads."
+    fm = _front_matter(nb)
+    import nbformat
+    head = nbformat.v4.new_markdown_cell(f"# {fm.get('title', 'mnist37')}\n\n> {fm.get('description', '')}")
+    nb.cells = [head] + [c for c in nb.cells if not (c.cell_type == 'raw' and c.source.startswith('---'))]
+    return fm.get('title', 'mnist37')
+
+def _as_quarto_would(nb):
+    "Hide the input of `#| echo: false` cells, and drop Quarto-only link attributes from show_doc output."
+    for c in nb.cells:
+        if c.cell_type != 'code': continue
+        if '#| echo: false' in c.source: c.metadata.setdefault('tags', []).append('echo-false')
+        for o in c.get('outputs', []):
+            md = o.get('data', {}).get('text/markdown')
+            if md: o['data']['text/markdown'] = re.sub(r'\{target="_blank"[^}]*\}', '', md)
+
+def build(out=ROOT/'artifacts'/'site', root=ROOT) -> list:
+    "Write one HTML page per notebook of the sidebar, each with the navigation list; return the pages."
+    import nbformat
+    from nbconvert import HTMLExporter
+    proc = process(root)
+    names = sidebar_order(root/'nbs')
+    nbs = {n: nbformat.read(proc/n, as_version=4) for n in names}
+    titles = {n: _as_heading(nb) for n, nb in nbs.items()}
+    page = lambda n: 'index.html' if n == 'index.ipynb' else n.replace('.ipynb', '.html')
+    nav = '<nav id="site-nav"><ul>' + ''.join(f'<li><a href="{page(n)}">{html.escape(titles[n])}</a></li>' for n in names) + '</ul></nav>'
+    style = '<style>#site-nav{position:fixed;left:0;top:0;width:210px;height:100%;overflow:auto;background:#f4f6fb;font:13px sans-serif;padding:8px}#site-nav li{margin:4px 0}body{margin-left:230px!important}</style>'
+    out.mkdir(parents=True, exist_ok=True)
+    from traitlets.config import Config
+    cfg = Config(); cfg.TagRemovePreprocessor.remove_input_tags = {'echo-false'}; cfg.TagRemovePreprocessor.enabled = True
+    for nb in nbs.values(): _as_quarto_would(nb)
+    exporter = HTMLExporter(template_name='lab', config=cfg)
+    pages = []
+    for n in names:
+        body, _ = exporter.from_notebook_node(nbs[n])
+        body = body.replace('<body', style + '<body', 1)
+        body = re.sub(r'(<body[^>]*>)', r'\1' + nav.replace('\\', r'\\'), body, count=1)
+        (out/page(n)).write_text(body, encoding='utf-8'); pages.append(out/page(n))
+    return pages
+
+if __name__ == '__main__':
+    for p in build(): print(p)
