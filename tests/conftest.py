@@ -1,5 +1,8 @@
 "Shared fixtures: a private FASTAI_HOME per test, and a synthetic archive shaped like MNIST_SAMPLE."
 import io, os, tarfile
+# The tests run in parallel processes (pytest-xdist); one CPU thread each, for them and the processes they start,
+# because several PyTorch processes each using every core slow each other down badly.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
 from pathlib import Path
 import numpy as np
 import pytest
