@@ -111,6 +111,23 @@ def test_unwritable_cache_folder_says_what_to_do(tmp_path):
     assert r.returncode != 0
     assert 'DataError' in r.stderr and str(ro/'fastai') in r.stderr and 'FASTAI_HOME' in r.stderr, r.stderr
 
+@pytest.mark.parametrize('what', ['archive', 'fallback'])
+def test_full_disk_says_what_to_do(tmp_path, fake_archive, what):
+    "A cache folder on a full disk (a 2 MiB tmpfs) gets a clear error, and nothing half-written stays."
+    if os.geteuid() != 0 or not shutil.which('unshare'): pytest.skip('needs root and unshare to mount a small tmpfs')
+    home = tmp_path/'small'; home.mkdir()
+    code = (f'from mnist37.data import *; install_archive({str(fake_archive)!r})' if what == 'archive'
+            else 'from mnist37.data import *; build_fallback()')
+    code += '\nimport os; print(sorted(os.listdir(data_root())))'
+    env = {**os.environ, 'FASTAI_HOME': str(home), 'MNIST37_OFFLINE': '1', 'MNIST37_ARCHIVE': ''}
+    cmd = (f'mount -t tmpfs -o size=2m tmpfs {shlex.quote(str(home))} && {shlex.quote(sys.executable)} -c {shlex.quote(code)};'
+           f' echo LEFT: $(ls -A {shlex.quote(str(home))}/data)')
+    r = subprocess.run(['unshare', '-m', 'sh', '-c', cmd], env=env, capture_output=True, text=True)
+    if 'mount:' in r.stderr: pytest.skip(f'cannot mount a tmpfs here: {r.stderr.strip()}')
+    assert 'DataError: cannot write to' in r.stderr and 'No space left on device' in r.stderr and 'FASTAI_HOME' in r.stderr, r.stderr[-800:]
+    left = r.stdout.split('LEFT:')[-1].split()
+    assert not [f for f in left if f.startswith('.mnist') and 'tmp' in f or f in ('mnist_sample', 'mnist37_fallback')], left
+
 def test_read_only_complete_cache_is_still_used(tmp_path, fake_archive):
     "A classroom share mounted read-only works when the data is already there (nothing needs writing)."
     home = tmp_path/'ro'

@@ -3,7 +3,8 @@ import json
 from pathlib import Path
 import nbformat, pytest, torch
 from torch import nn
-from mnist37.exercises import BEGIN, END, STUB, check, student_copies
+from mnist37.exercises import check
+from mnist37.student import BEGIN, END, STUB, student_copies
 from mnist37.linear import calc_grad
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,3 +106,47 @@ def test_student_copies_run_up_to_their_first_exercise(tmp_path, monkeypatch):
     with_exercises = [p for p in student_copies(ROOT/'nbs', tmp_path/'student') if STUB in p.read_text()]
     assert {p.name for p in with_exercises} >= {'01_pixel_similarity.ipynb', '03_linear.ipynb', '05_neural_net.ipynb'}
     for p in with_exercises: assert _run_until_first_exercise(p)
+
+class GoodOptim:
+    def __init__(self, params, lr): self.params, self.lr = list(params), lr
+    def step(self):
+        for p in self.params: p.data -= p.grad*self.lr
+    def zero_grad(self):
+        for p in self.params: p.grad = None
+
+class GeneratorOptim(GoodOptim):  # keeps the generator: only the first step sees the parameters
+    def __init__(self, params, lr): self.params, self.lr = params, lr
+
+class NoZeroOptim(GoodOptim):
+    def zero_grad(self): pass
+
+class NoStepOptim:
+    def __init__(self, params, lr): pass
+
+def step_right(p, lr): p.data -= lr*p.grad; p.grad = None
+def step_no_clear(p, lr): p.data -= lr*p.grad
+def step_up(p, lr): p.data += lr*p.grad
+def step_no_lr(p, lr): p.data -= p.grad
+def step_leaf(p, lr): p -= lr*p.grad
+
+MORE = [
+    ('stack_digits', lambda ts: torch.stack(ts).float()/255, True, 'between 0 and 1'),
+    ('stack_digits', lambda ts: torch.stack(ts).float(), False, 'divide by 255'),
+    ('stack_digits', lambda ts: torch.stack(ts), False, '.float()'),
+    ('stack_digits', lambda ts: torch.cat(ts).float()/255, False, 'torch.stack adds a new first axis'),
+    ('stack_digits', lambda ts: [t.float()/255 for t in ts], False, 'returned a list'),
+    ('sgd_step', step_right, True, 'gradient is cleared'),
+    ('sgd_step', step_no_clear, False, 'not cleared'),
+    ('sgd_step', step_up, False, 'up the slope'),
+    ('sgd_step', step_no_lr, False, 'use the learning rate'),
+    ('sgd_step', step_leaf, False, 'torch.no_grad()'),
+    ('BasicOptim', GoodOptim, True, 'same parameters'),
+    ('BasicOptim', GeneratorOptim, False, 'list(params)'),
+    ('BasicOptim', NoZeroOptim, False, 'clear every gradient'),
+    ('BasicOptim', NoStepOptim, False, 'no step() method'),
+]
+
+@pytest.mark.parametrize('name,fn,ok,words', MORE, ids=[f'{c[0]}-{i}' for i, c in enumerate(MORE)])
+def test_more_feedback(name, fn, ok, words):
+    fb = check(name, fn)
+    assert fb.ok == ok and words in fb.message, fb

@@ -60,3 +60,16 @@ def test_saved_outputs_are_small_and_have_no_errors():
 def test_no_data_or_images_committed():
     files = subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True, text=True).stdout.split()
     assert not [f for f in files if re.search(r'\.(png|jpg|tgz|npz|pt|pth)$|mnist_sample/', f)]
+
+def test_nbdev_test_skips_slow_and_cuda_cells_unless_asked(tmp_path):
+    import nbformat, shutil, sys
+    nbdev_test = shutil.which('nbdev_test', path=str(Path(sys.executable).parent)) or shutil.which('nbdev_test')
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x = 1'),
+                                         nbformat.v4.new_code_cell('#| slow\nraise RuntimeError("the slow cell ran")'),
+                                         nbformat.v4.new_code_cell('#| cuda\nraise RuntimeError("the cuda cell ran")')])
+    f = tmp_path/'flags.ipynb'; nbformat.write(nb, f)
+    run = lambda *a: subprocess.run([nbdev_test, '--path', str(f), *a], cwd=ROOT, capture_output=True, text=True)
+    assert run().returncode == 0
+    for flag in ['slow', 'cuda']:
+        r = run('--flags', flag)
+        assert r.returncode != 0 and f'the {flag} cell ran' in r.stdout + r.stderr
