@@ -17,17 +17,14 @@ def test_fallback_is_announced_and_complete(home, capsys):
     assert labels[0] == 'name,label' and len(labels) == 1 + sum(FALLBACK_COUNTS.values())
     assert 'train/7/0.png,1' in labels and 'valid/3/400.png,0' in labels
 
-def test_archive_installs_where_untar_data_looks(home, fake_archive):
-    s = find_mnist_sample(archive=fake_archive)
+def test_archive_from_environment_variable_installs_where_untar_data_looks(home, fake_archive, monkeypatch):
+    monkeypatch.setenv('MNIST37_ARCHIVE', str(fake_archive))
+    s = find_mnist_sample()
     assert (s.source, s.full, s.path) == ('archive', True, home/'data'/'mnist_sample')
     from fastai.data.external import untar_data, URLs, fastai_cfg
     fastai_cfg.cache_clear()
     assert untar_data(URLs.MNIST_SAMPLE) == s.path  # the book's own call now works offline
     assert find_mnist_sample().source == 'fastai cache'
-
-def test_archive_from_environment_variable(home, fake_archive, monkeypatch):
-    monkeypatch.setenv('MNIST37_ARCHIVE', str(fake_archive))
-    assert find_mnist_sample().source == 'archive'
 
 def test_incomplete_cache_is_not_trusted_and_is_repaired(home, fake_archive):
     dest = install_archive(fake_archive)
