@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 from preview import ROOT, build
 
-CHROMIUM, DRIVER = shutil.which('chromium'), shutil.which('chromedriver')
+CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser') or shutil.which('google-chrome')
+DRIVER = shutil.which('chromedriver')
 needs_browser = pytest.mark.skipif(not (CHROMIUM and DRIVER) and not os.getenv('CI'),
-                                   reason='Debian chromium and chromium-driver are not installed (CI installs them)')
+                                   reason='no headless Chromium and chromedriver here (Debian: apt-get install chromium chromium-driver; CI installs them)')
 SHOTS = ROOT/'artifacts'/'screenshots'
 
 @pytest.fixture(scope='module')
