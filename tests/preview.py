@@ -1,7 +1,7 @@
 """A local preview of the doc site, for machines without Quarto: nbdev's own processing of the notebooks
 (what `nbdev_proc_nbs` does before Quarto renders), then one HTML page per notebook with a navigation list.
 Run `python tests/preview.py` from the repository root; the pages land in artifacts/site/."""
-import html, re, sys
+import html, re
 from pathlib import Path
 import yaml
 

@@ -1,7 +1,6 @@
 "The mnist37 command as a user meets it: help, wrong calls (exit 2), the main job, data and bench."
 import json, os, shutil, subprocess, sys
 import pytest
-from conftest import make_archive
 
 @pytest.fixture(scope='module')
 def env(tmp_path_factory):

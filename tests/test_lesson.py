@@ -1,5 +1,4 @@
 "The lesson's library functions: what they compute, and the clear errors a student's typical mistakes get."
-import math, warnings
 import pytest, torch
 from hypothesis import given, settings, strategies as st, HealthCheck
 from mnist37.baseline import is_3, mean_digit, mnist_distance, rmse_distance
@@ -55,7 +54,7 @@ def test_loss_property(n, data, flat_targets):
 def test_distance_property(lead, h, w, other_lead, seed):
     g = torch.Generator().manual_seed(seed)
     a, b = torch.rand(*lead, h, w, generator=g), torch.rand(*other_lead, 28, 28, generator=g)
-    try: shape = torch.broadcast_shapes(a.shape, b.shape); ok = (h, w) == (28, 28)
+    try: torch.broadcast_shapes(a.shape, b.shape); ok = (h, w) == (28, 28)
     except RuntimeError: ok = False
     for f, ref in [(mnist_distance, lambda: (a - b).abs().mean((-1, -2))), (rmse_distance, lambda: ((a - b)**2).mean((-1, -2)).sqrt())]:
         if ok: assert torch.allclose(f(a, b), ref())

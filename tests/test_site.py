@@ -1,7 +1,6 @@
 """The doc-site preview in a real browser (headless Chromium): every page loads with no error output,
 every image is decoded, every navigation link resolves. Screenshots go to artifacts/screenshots/."""
 import functools, http.server, os, shutil, threading, urllib.request
-from pathlib import Path
 import pytest
 from preview import ROOT, build
 
