@@ -47,10 +47,12 @@ def _train(name, digits, epochs, lr, seed, device, progress=True):
 
 # %% ../nbs/09_cli.ipynb #3d1f9062
 def _progress(it, name, show):
-    "`it` wrapped in a fastprogress bar, when `show` and the output is a terminal."
+    "`it` wrapped in a fastprogress bar labelled `name`, when `show` and the output is a terminal."
     if not show or not len(it) or not sys.stdout.isatty(): return it
     from fastprogress.fastprogress import progress_bar
-    return progress_bar(it, comment=name, leave=False)
+    bar = progress_bar(it, leave=False)  # fastprogress 1.1 took `comment` out of the console bar's arguments:
+    bar.comment = name                   # set the label as an attribute, which every 1.x bar reads
+    return bar
 
 # %% ../nbs/09_cli.ipynb #4d627fd0
 def cmd_train(args):
@@ -146,6 +148,17 @@ def run(argv=None):
     try: return {'train': cmd_train, 'data': cmd_data, 'bench': cmd_bench, 'student': cmd_student}[args.command](args)
     except DataError as e: sys.exit(f'mnist37: {e}')
 
+# %% ../nbs/09_cli.ipynb #3fcad4b4
 def main(argv=None):
-    "Entry point of the `mnist37` command (returns nothing, so the exit status is 0 on success)."
-    run(argv)
+    "Entry point of the `mnist37` command: exit 0 on success, 2 for a wrong call, 130 on Ctrl-C."
+    try:
+        run(argv)
+        sys.stdout.flush()  # inside the try: a reader that went away shows up here
+    except KeyboardInterrupt:
+        print('\nmnist37: interrupted (Ctrl-C)', file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        # whoever read our output has gone: point stdout at nowhere, so Python's own flush at exit is silent too
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

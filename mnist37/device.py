@@ -16,23 +16,36 @@ DEVICES = ('cuda', 'mps', 'cpu')
 
 def pick_device(cuda: bool, # is CUDA available?
                 mps: bool, # is Apple's MPS available?
-                force: str|None = None # a device name to use instead of the best one
+                force: str|None = None, # a device name to use instead of the best one, such as 'cpu' or 'cuda:1'
+                n_cuda: int|None = None # how many CUDA devices there are, to check a number such as 'cuda:1'
                ) -> str:
     "The best device name given what is available: CUDA, then MPS, then CPU; or `force`, if it exists."
-    if force:
-        name = force.strip().lower()
-        if name.split(':')[0] not in DEVICES: raise ValueError(f"unknown device {force!r}; use one of {', '.join(DEVICES)}")
-        if name.startswith('cuda') and not cuda or name == 'mps' and not mps:
-            raise ValueError(f"device {force!r} was asked for, but this machine has no {name.split(':')[0].upper()}; use 'cpu' or unset MNIST37_DEVICE")
-        return name
-    return 'cuda' if cuda else 'mps' if mps else 'cpu'
+    if not force: return 'cuda' if cuda else 'mps' if mps else 'cpu'
+    name = force.strip().lower()
+    kind, colon, number = name.partition(':')
+    if kind not in DEVICES: raise ValueError(f"unknown device {force!r}; use one of {', '.join(DEVICES)}")
+    if colon and not number.isdigit():
+        raise ValueError(f"device {force!r}: after ':' comes a device number, as in 'cuda:0'; or leave it out")
+    if kind == 'cuda' and not cuda or kind == 'mps' and not mps:
+        raise ValueError(f"device {force!r} was asked for, but this machine has no {kind.upper()}; use 'cpu' or unset MNIST37_DEVICE")
+    if colon and kind != 'cuda' and int(number) != 0:
+        raise ValueError(f"device {force!r} does not exist: there is only one {kind} device, '{kind}' (or '{kind}:0')")
+    if colon and kind == 'cuda' and n_cuda is not None and int(number) >= n_cuda:
+        raise ValueError(f"device {force!r} does not exist: this machine has {n_cuda} CUDA device(s), "
+                         f"'cuda:0' to 'cuda:{n_cuda - 1}'")
+    return name
 
 # %% ../nbs/00a_device.ipynb #777fc6e2
 def get_device(force: str|None = None) -> torch.device:
     "The device to train on: `force`, else `$MNIST37_DEVICE`, else the best one available."
     mps = getattr(torch.backends, 'mps', None)
-    return torch.device(pick_device(torch.cuda.is_available(), bool(mps and mps.is_available()),
-                                    force or os.getenv('MNIST37_DEVICE')))
+    env = os.getenv('MNIST37_DEVICE')
+    try: name = pick_device(torch.cuda.is_available(), bool(mps and mps.is_available()), force or env,
+                            n_cuda=torch.cuda.device_count())
+    except ValueError as e:
+        if force or not env: raise
+        raise ValueError(f'MNIST37_DEVICE={env!r}: {e}') from None
+    return torch.device(name)
 
 # %% ../nbs/00a_device.ipynb #c62479b0
 def set_seed(seed: int = 42):

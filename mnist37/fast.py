@@ -13,16 +13,22 @@ from .linear import check_finite, to_xy
 from .net import simple_net
 
 # %% auto #0
-__all__ = ['timeit', 'TensorLoader', 'accuracy', 'fit', 'learner_path', 'floor_rate', 'epoch_macs', 'matmul_time', 'bench']
+__all__ = ['sync', 'timeit', 'TensorLoader', 'accuracy', 'fit', 'learner_path', 'floor_rate', 'epoch_macs', 'matmul_time',
+           'bench']
 
 # %% ../nbs/07_speed.ipynb #c0220130
-def timeit(f, repeat=3):
-    "The fastest of `repeat` runs of `f()`, in seconds (waiting for the GPU where there is one)."
+def sync():
+    "Wait until the GPU (CUDA or Apple's MPS) has finished the work queued on it; nothing to do on the CPU."
+    if torch.cuda.is_available(): torch.cuda.synchronize()
+    mps = getattr(torch.backends, 'mps', None)
+    if mps is not None and mps.is_available(): torch.mps.synchronize()
+
+def timeit(f, repeat=3, warmup=1):
+    "The fastest of `repeat` runs of `f()`, in seconds, after `warmup` untimed runs (waiting for the GPU where there is one)."
+    for _ in range(warmup): f()
     best = math.inf
     for _ in range(repeat):
-        if torch.cuda.is_available(): torch.cuda.synchronize()
-        start = time.perf_counter(); f()
-        if torch.cuda.is_available(): torch.cuda.synchronize()
+        sync(); start = time.perf_counter(); f(); sync()
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -103,19 +109,22 @@ def matmul_time(x, n_hidden=30, bs=256):
 
 def _timed_epochs(train, device, x, y, vx, vy, start, epochs, lr):
     "Seconds per epoch and final accuracy of `train` ('learner' or 'fit') from the `start` weights."
-    model = simple_net().to(device); model.load_state_dict(start)
     x, y, vx, vy = (t.to(device) for t in (x, y, vx, vy))
-    t0 = time.perf_counter()
-    acc = (learner_path(model, x, y, vx, vy, epochs, lr) if train == 'learner'
-           else fit(model, TensorLoader(x, y), TensorLoader(vx, vy), epochs, lr)[-1][1])
-    if device.type == 'cuda': torch.cuda.synchronize()
+    def train_from_start(n):
+        model = simple_net().to(device); model.load_state_dict(start)
+        return (learner_path(model, x, y, vx, vy, n, lr) if train == 'learner'
+                else fit(model, TensorLoader(x, y), TensorLoader(vx, vy), n, lr)[-1][1])
+    train_from_start(1)  # warm-up, not timed: the first epoch pays for start-up (GPU kernels, memory, caches)
+    sync(); t0 = time.perf_counter()
+    acc = train_from_start(epochs)
+    sync()
     return (time.perf_counter() - t0)/epochs, acc
 
 # %% ../nbs/07_speed.ipynb #5fcb9f9b
 def bench(path=None, epochs=40, lr=0.1, device=None, out=None):
     "Measure the speed ratios in one process; print a markdown table, and write it (bench.md) and a plot (bench.png) to `out`."
     path, device = Path(path or mnist_sample()), device or get_device()
-    t_decode = timeit(lambda: load_sample(path, cache=False), repeat=1)
+    t_decode = timeit(lambda: load_sample(path, cache=False), repeat=1, warmup=0)
     load_sample(path); t_cache = timeit(lambda: load_sample(path))
     d = load_sample(path); (x, y), (vx, vy) = to_xy(d.train3, d.train7), to_xy(d.valid3, d.valid7)
     set_seed(42); start = simple_net().state_dict()

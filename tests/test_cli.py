@@ -29,7 +29,9 @@ def test_help_is_quick_and_imports_no_torch():
     (['fly'], "invalid choice: 'fly'"), (['train', '--model', 'cnn'], "invalid choice: 'cnn'"),
     (['train', '--epochs', '-3'], 'must be greater than 0, got -3'), (['train', '--epochs', 'ten'], "'ten' is not a number"),
     (['train', '--lr', '0'], 'must be greater than 0'), (['train', '--device', 'tpu'], "unknown device 'tpu'"),
-    (['train', '--seed', '-1'], '--seed must be 0 or more'), ([], 'required')])
+    (['train', '--seed', '-1'], '--seed must be 0 or more'), ([], 'required'),
+    (['train', '--device', 'cpu:x'], "after ':' comes a device number"), (['bench', '--device', 'mps:1'], "'mps:1'"),
+    (['train', '--device', 'cpu:1'], "only one cpu device")])
 def test_wrong_calls_get_usage_and_exit_2(args, match, env):
     r = cli(*args, env=env)
     assert r.returncode == 2, r.stderr
@@ -37,16 +39,30 @@ def test_wrong_calls_get_usage_and_exit_2(args, match, env):
 
 def test_forced_missing_gpu_is_named(env):
     import torch
-    if torch.cuda.is_available(): pytest.skip('this machine has CUDA')
-    r = cli('train', '--device', 'cuda', env=env)
-    assert r.returncode == 2 and 'this machine has no CUDA' in r.stderr
+    if torch.cuda.is_available():  # a GPU machine: ask for one more CUDA device than it has
+        n = torch.cuda.device_count()
+        r = cli('train', '--device', f'cuda:{n}', env=env)
+        assert r.returncode == 2 and f'this machine has {n} CUDA device(s)' in r.stderr
+    else:
+        r = cli('train', '--device', 'cuda', env=env)
+        assert r.returncode == 2 and 'this machine has no CUDA' in r.stderr
+    r = cli('train', '--device', 'cuda:9', env={**env, 'MNIST37_DEVICE': 'cpu'})
+    assert r.returncode == 2 and "'cuda:9'" in r.stderr
+    r = cli('train', env={**env, 'MNIST37_DEVICE': 'cuda:9'})  # the variable is named, so a person knows where it came from
+    assert r.returncode == 2 and "MNIST37_DEVICE='cuda:9'" in r.stderr and 'Traceback' not in r.stderr
+
+def expected_device(env):
+    "The device `mnist37` picks by itself in `env`, on whatever machine runs the tests (cpu, cuda or mps)."
+    code = 'from mnist37.device import get_device; print(get_device())'
+    return subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, check=True).stdout.strip()
 
 def test_train_all_json_on_the_fallback(env):
     r = cli('train', '--json', '--epochs', '3', env=env)
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     assert [row['model'] for row in rows] == ['baseline', 'linear', 'optim', 'net']
-    assert all(row['data'] == 'fallback' and row['device'] == 'cpu' for row in rows)
+    device = expected_device(env)
+    assert all(row['data'] == 'fallback' and row['device'] == device for row in rows)
     assert rows[0]['accuracy'] > 0.85 and rows[0]['lesson'] == 0.9511
     assert all(0.5 < row['accuracy'] <= 1 for row in rows) and [row['epochs'] for row in rows] == [0, 3, 3, 3]
 

@@ -1,0 +1,71 @@
+"""The mnist37 command in a real terminal (a pseudo-terminal, as a person's shell gives it): what the screen shows,
+Ctrl-C, and a reader that closes the pipe early. Progress bars and colours only appear on a terminal, so only
+these tests see them."""
+import os, re, subprocess
+import pexpect
+import pytest
+from test_cli import MNIST37, env  # noqa: F401  (env: the module's fallback data, built once)
+
+BAR = re.compile(r'\|█+-*\| \d+\.\d\d% \[\d+/(\d+) [\d:]+<[\d:?]+\.\.\. (\w+)\]')
+
+def screen(*args, env, timeout=600):
+    "Run `mnist37 *args` in a pseudo-terminal of 100x30; return (everything it wrote, exit status)."
+    child = pexpect.spawn(MNIST37, list(args), env=env, encoding='utf-8', dimensions=(30, 100), timeout=timeout)
+    out = child.read()  # until the command ends
+    child.close()
+    return out.replace('\r\n', '\n'), child.exitstatus
+
+def visible(out):
+    "The lines as the screen finally shows them: on each line, what was written after its last carriage return."
+    return [l.split('\r')[-1] for l in out.split('\n')]
+
+def table_rows(out):
+    "The rows of the table printed at the end, as {model: accuracy}."
+    lines = visible(out)
+    head = next(i for i, l in enumerate(lines) if l.strip().startswith('model') and 'accuracy' in l)
+    rows = [l.split() for l in lines[head + 1:] if l.strip()]
+    return {r[0]: float(r[-7]) for r in rows}
+
+def test_train_all_draws_bars_then_the_table(env):
+    out, status = screen('train', '--epochs', '2', env=env)
+    assert status == 0, out
+    assert 'Traceback' not in out and 'Error' not in out, out
+    bars = BAR.findall(out)
+    assert {name for _, name in bars} == {'linear', 'optim', 'net'}, out[-2000:]  # one bar per trained model
+    assert ('2', 'net') in bars and '100.00% [2/2' in out  # each bar runs to its end
+    assert out.index('[2/2') < out.index('accuracy')  # the bars come first, then the table
+    accs = table_rows(out)
+    assert list(accs) == ['baseline', 'linear', 'optim', 'net'] and all(0.5 < a <= 1 for a in accs.values()), accs
+
+def test_train_one_model(env):
+    out, status = screen('train', '--model', 'net', '--epochs', '3', env=env)
+    assert status == 0 and 'Traceback' not in out, out
+    assert {name for _, name in BAR.findall(out)} == {'net'} and '[3/3' in out
+    assert list(table_rows(out)) == ['net']
+
+def test_data_bench_help_and_student_on_a_terminal(env, tmp_path):
+    out, status = screen('data', env=env)
+    assert status == 0 and 'Found the OFFLINE FALLBACK' in out and 'train/3: 400' in out, out
+    out, status = screen('bench', '--help', env=env)
+    assert status == 0 and 'usage: mnist37 bench' in out and '--epochs' in out, out
+    nbs = os.path.join(os.path.dirname(__file__), '..', 'nbs')
+    out, status = screen('student', '--nbs', nbs, '--out', str(tmp_path/'student'), env=env)
+    assert status == 0 and re.search(r'Wrote \d+ student notebooks', out), out
+    assert len(list((tmp_path/'student').glob('*.ipynb'))) >= 10
+
+def test_ctrl_c_says_interrupted_and_exits_130(env):
+    child = pexpect.spawn(MNIST37, ['train', '--model', 'net', '--epochs', '100000'], env=env, encoding='utf-8',
+                          dimensions=(30, 100), timeout=300)
+    child.expect(BAR)  # training has started and its bar is on the screen
+    child.sendintr()   # Ctrl-C, typed on the terminal: the terminal sends SIGINT
+    rest = child.read(); child.close()
+    assert child.exitstatus == 130, (child.exitstatus, child.signalstatus, rest)
+    assert 'Traceback' not in rest and 'KeyboardInterrupt' not in rest, rest
+    assert [l for l in rest.replace('\r', '\n').split('\n') if 'interrupted' in l] == ['mnist37: interrupted (Ctrl-C)']
+
+def test_closed_pipe_is_quiet(env):
+    r = subprocess.run(['bash', '-c', f'"{MNIST37}" train --epochs 1 | head -1; echo "status=${{PIPESTATUS[0]}}"'],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.stdout.startswith('Data: the OFFLINE FALLBACK'), r.stdout
+    assert 'Traceback' not in r.stderr and 'Exception ignored' not in r.stderr and r.stderr == '', r.stderr
+    assert r.stdout.split('status=')[1].strip() in ('0', '1'), r.stdout  # no crash: a clean exit either way
