@@ -4,13 +4,14 @@
 
 # %% ../nbs/08_exercises.ipynb #e29d995b
 from __future__ import annotations
+import math
 from dataclasses import dataclass
 from functools import partial
 import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['EXERCISES', 'Feedback', 'check']
+__all__ = ['EXERCISES', 'NUMBER_EXERCISES', 'Feedback', 'check']
 
 # %% ../nbs/08_exercises.ipynb #243bed4a
 @dataclass
@@ -172,7 +173,8 @@ def _check_optim(cls):
     x = torch.rand(24, 4, generator=g); y = (x[:, :1] > 0.5).float()
     runs = {}
     for name, make in [('yours', cls), ('ref', BasicOptim)]:
-        torch.manual_seed(0); model = nn.Linear(4, 1)
+        with torch.random.fork_rng(devices=[]):  # the same start for both, without touching the caller's random numbers
+            torch.manual_seed(0); model = nn.Linear(4, 1)
         opt, err = _run(make, model.parameters(), 0.5)
         if err: return Feedback(False, f'creating your optimizer with (model.parameters(), lr) failed: {err.message}')
         for i in range(0, 24, 8):
@@ -186,14 +188,35 @@ def _check_optim(cls):
     return Feedback(False, 'after three steps the parameters differ from plain SGD: keep list(params) (model.parameters() can be read only once), '
                            'subtract lr * grad in step, and clear every gradient in zero_grad')
 
+# %% ../nbs/08_exercises.ipynb #39579ef5
+def _lr_limit(t):
+    "The largest stable learning rate of gradient descent on the MSE of `quadratic` over times `t`."
+    cols = torch.stack([t**2, t, torch.ones_like(t)], 1).double()
+    return 2/torch.linalg.eigvalsh(2*cols.T@cols/len(t)).max().item()
+
+def _check_lr(lr):
+    if isinstance(lr, torch.Tensor) and lr.numel() == 1: lr = lr.item()
+    if callable(lr) or isinstance(lr, (bool, str)) or not isinstance(lr, (int, float)):
+        return Feedback(False, f'pass the learning rate as a number, such as 0.1, not a {type(lr).__name__}')
+    if not math.isfinite(lr) or lr <= 0: return Feedback(False, f'a learning rate must be a positive number, got {lr}')
+    seconds = torch.arange(20.)
+    limit, raw_limit = _lr_limit((seconds - 9.5)/9.5), _lr_limit(seconds)
+    if lr > 1.1*limit: return Feedback(False, f'at lr={lr:g} the loss grows without limit: it diverges; try smaller rates')
+    if lr > limit: return Feedback(False, f'at lr={lr:g} the loss diverges slowly: the zig-zag grows a little at every step, which shows only after many steps (try 1000); go a little lower')
+    if lr <= 1.1*raw_limit: return Feedback(False, 'that is about the limit for time in seconds; this exercise uses the scaled time s, where far larger rates work')
+    if lr < 0.9*limit: return Feedback(False, f'lr={lr:g} does not diverge, but larger rates do not either: look for the largest, to within 10%')
+    return Feedback(True, 'the largest stable rate to within 10%: a little above it, the zig-zag across the valley grows at every step.')
+
 # %% ../nbs/08_exercises.ipynb #59aecc6e
 EXERCISES = {'mnist_distance': _check_distance, 'rmse_distance': partial(_check_distance, kind='rmse'),
              'mnist_loss': _check_loss, 'train_epoch': _check_epoch, 'simple_net2': _check_net2,
-             'stack_digits': _check_stack, 'sgd_step': _check_step, 'BasicOptim': _check_optim}
+             'stack_digits': _check_stack, 'sgd_step': _check_step, 'BasicOptim': _check_optim, 'largest_lr': _check_lr}
+NUMBER_EXERCISES = {'largest_lr'}  # answered with a number rather than a function
 
 def check(name, # the exercise: one of `EXERCISES`
-          fn): # your function
+          fn): # your function (for the exercises in `NUMBER_EXERCISES`, your number)
     "Run your `fn` for exercise `name` on ordinary and edge inputs and say, in words, whether it is right or what is wrong."
     if name not in EXERCISES: raise ValueError(f'unknown exercise {name!r}; choose from {", ".join(EXERCISES)}')
-    if not callable(fn): return Feedback(False, f'pass your function itself (without calling it), e.g. check({name!r}, my_function)')
+    if not callable(fn) and name not in NUMBER_EXERCISES:
+        return Feedback(False, f'pass your function itself (without calling it), e.g. check({name!r}, my_function)')
     return EXERCISES[name](fn)

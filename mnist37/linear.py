@@ -15,7 +15,7 @@ __all__ = ['to_xy', 'init_params', 'linear1', 'sigmoid', 'mnist_loss', 'calc_gra
 def to_xy(threes, sevens):
     "Stack images of 3s and 7s into rows `x` (N, 784) and a label column `y` (N, 1): 1 for a 3, 0 for a 7."
     x = torch.cat([threes, sevens]).view(-1, 28*28)
-    y = torch.tensor([1.]*len(threes) + [0.]*len(sevens)).unsqueeze(1)
+    y = torch.cat([torch.ones(len(threes)), torch.zeros(len(sevens))]).unsqueeze(1).to(x.device)
     return x, y
 
 # %% ../nbs/03_linear.ipynb #e5a7cf1c

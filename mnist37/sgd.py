@@ -36,12 +36,16 @@ def seven_steps():
 
 # %% ../nbs/02_sgd.ipynb #aa1ed010
 def plot_function(f, # a function of one tensor
-                  title=None, xmin=-2.1, xmax=2.1, ax=None, n=100, **kwargs):
-    "Plot `f` between `xmin` and `xmax` and return the axes."
+                  title=None, xmin=-2.1, xmax=2.1, ax=None, n=100,
+                  xlabel='x', # label of the horizontal axis
+                  ylabel=None, # label of the vertical axis (default: the title)
+                  **kwargs):
+    "Plot `f` between `xmin` and `xmax`, with a title and labelled axes, and return the axes."
     x = torch.linspace(xmin, xmax, n)
     ax = ax or plt.subplots(figsize=(4, 2.5))[1]
     ax.plot(x, f(x).detach(), **kwargs)
     if title: ax.set_title(title)
+    ax.set_xlabel(xlabel); ax.set_ylabel(ylabel or title or 'f(x)')
     return ax
 
 # %% ../nbs/02_sgd.ipynb #b4149381

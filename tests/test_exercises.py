@@ -150,3 +150,41 @@ MORE = [
 def test_more_feedback(name, fn, ok, words):
     fb = check(name, fn)
     assert fb.ok == ok and words in fb.message, fb
+
+def test_check_leaves_the_callers_random_numbers_alone():
+    "Checking an optimizer must not reseed the global generator: a student's next random draw stays the same."
+    torch.manual_seed(123); expected = torch.rand(3)
+    torch.manual_seed(123)
+    assert check('BasicOptim', GoodOptim).ok
+    assert torch.equal(torch.rand(3), expected)
+
+LR_CASES = [  # the scaled roller coaster's limit is 2 / (largest curvature), about 0.87
+    (0.85, True, 'to within 10%'),
+    (torch.tensor(0.83), True, 'to within 10%'),
+    (0.88, False, 'diverges slowly'),
+    (1.5, False, 'grows without limit'),
+    (3e-5, False, 'time in seconds'),
+    (0.5, False, 'look for the largest'),
+    ('fast', False, 'as a number'),
+    (lambda: 0.8, False, 'as a number'),
+    (-0.1, False, 'positive number'),
+    (float('nan'), False, 'positive number'),
+]
+
+@pytest.mark.parametrize('lr,ok,words', LR_CASES, ids=[f'largest_lr-{i}' for i in range(len(LR_CASES))])
+def test_largest_lr_feedback(lr, ok, words):
+    fb = check('largest_lr', lr)
+    assert fb.ok == ok and words in fb.message, fb
+    assert not any(s in fb.message for s in ('0.87', '0.869', '0.86')), fb  # never gives the limit away
+
+def test_largest_lr_limit_is_where_sgd_starts_to_diverge():
+    "The checker's limit agrees with what SGD does on the scaled roller coaster, just below and just above it."
+    from mnist37.exercises import _lr_limit
+    from mnist37.sgd import apply_step
+    t = (torch.arange(20.) - 9.5)/9.5
+    speed = torch.randn(20, generator=torch.Generator().manual_seed(0))*3 + 0.75*(torch.arange(20.) - 9.5)**2 + 1
+    def final_loss(lr):
+        p = torch.tensor([0.3, 0.1, 0.2]).requires_grad_()
+        return [apply_step(p, t, speed, lr) for _ in range(1000)][-1]
+    limit = _lr_limit(t)
+    assert final_loss(0.98*limit) < 10 and final_loss(1.02*limit) > 1e6

@@ -155,8 +155,18 @@ def test_learner_data_and_model_on_the_same_device():
     learn = Learner(dls, simple_net(), opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy)
     with learn.no_logging(): learn.fit(1, 0.1)
     xb, _ = dls.one_batch()
-    assert next(learn.model.parameters()).device == xb.device == torch.device(get_device().type, 0) if xb.device.type == 'cuda' else get_device()
+    param_device = next(learn.model.parameters()).device
+    assert param_device == xb.device, (param_device, xb.device)
+    assert xb.device.type == get_device().type, (xb.device, get_device())
 
 def test_to_xy_labels():
     x, y = to_xy(torch.zeros(3, 28, 28), torch.ones(2, 28, 28))
     assert x.shape == (5, 784) and y.squeeze(1).tolist() == [1, 1, 1, 0, 0]
+    assert y.dtype == torch.float32
+
+@pytest.mark.parametrize('device', ['meta', get_device().type])
+def test_to_xy_builds_labels_on_the_inputs_device(device):
+    "Labels are made where the images are: on a GPU, x and y must not end up on different devices."
+    x, y = to_xy(torch.zeros(3, 28, 28, device=device), torch.ones(2, 28, 28, device=device))
+    assert x.device == y.device == torch.zeros(0, device=device).device, (x.device, y.device)
+    assert y.shape == (5, 1)
