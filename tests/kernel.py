@@ -1,0 +1,72 @@
+"""Run notebooks in a real Jupyter kernel (ipykernel, through nbclient: what Jupyter, VS Code, Colab and
+`jupyter nbconvert --execute` use), not in nbdev_test's in-process shell. Every cell runs, `#| slow` ones too.
+
+    python tests/kernel.py [--data fallback|full] [--jobs N] [NOTEBOOK ...]   # default: every notebook in nbs/
+
+prints one line per notebook (its time, or its first error) and exits 1 if any failed. tests/test_kernel.py
+uses `run_notebook` from pytest; .ci/colab runs this file with the Colab stack's Python."""
+import argparse, os, sys, tempfile, time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+NBS = Path(__file__).resolve().parents[1]/'nbs'
+TIMEOUT = 600  # seconds per cell
+
+def notebooks(folder=NBS):
+    "Every notebook of the site, in name order."
+    return sorted(p for p in Path(folder).glob('*.ipynb') if not p.name.startswith('_'))
+
+def data_env(data: str, home: str|None = None) -> dict:
+    "The environment for a kernel on `data`: 'fallback' (offline, empty fastai home) or 'full' (as the caller has it)."
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYDEVD_DISABLE_FILE_VALIDATION': '1'}
+    if data == 'fallback':
+        env.update(FASTAI_HOME=home or tempfile.mkdtemp(prefix='mnist37-fallback-'), MNIST37_OFFLINE='1')
+        env.pop('MNIST37_ARCHIVE', None)
+    return env
+
+def problems(nb) -> list:
+    "Error outputs and anything written to stderr, as short strings naming the cell."
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get('outputs', []):
+            if out.output_type == 'error': found.append(f'cell {i}: {out.ename}: {out.evalue}')
+            elif out.output_type == 'stream' and out.name == 'stderr' and out.text.strip():
+                found.append(f'cell {i} wrote to stderr: {out.text.strip()[:300]}')
+    return found
+
+def run_notebook(path, env: dict) -> tuple:
+    "Execute the notebook at `path` in a fresh kernel with `env`; return (seconds, problems)."
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    old = dict(os.environ); os.environ.clear(); os.environ.update(env)  # the kernel inherits this process's environment
+    t0 = time.perf_counter()
+    try:
+        NotebookClient(nb, timeout=TIMEOUT, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute()
+        found = problems(nb)
+    except CellExecutionError as e: found = problems(nb) or [str(e).strip().splitlines()[-1]]
+    finally: os.environ.clear(); os.environ.update(old)
+    return time.perf_counter() - t0, found
+
+def _one(args): return run_notebook(*args)
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('notebooks', nargs='*', type=Path)
+    p.add_argument('--data', choices=['fallback', 'full'], default='full')
+    p.add_argument('--jobs', type=int, default=2)
+    a = p.parse_args(argv)
+    nbs = a.notebooks or notebooks()
+    home = tempfile.mkdtemp(prefix='mnist37-fallback-') if a.data == 'fallback' else None
+    env = data_env(a.data, home)
+    failed = 0
+    with ProcessPoolExecutor(a.jobs) as pool:
+        for nb, (secs, found) in zip(nbs, pool.map(_one, [(nb, env) for nb in nbs])):
+            failed += bool(found)
+            print(f'{nb.name:32} {secs:6.1f} s  ' + ('ok' if not found else 'FAILED: ' + ' | '.join(found)), flush=True)
+    print(f'{len(nbs) - failed}/{len(nbs)} notebooks ran without errors in a real kernel ({a.data} data, {sys.executable})')
+    return 1 if failed else 0
+
+if __name__ == '__main__': sys.exit(main())
