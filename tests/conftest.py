@@ -42,3 +42,19 @@ def make_archive(dest: Path, counts=EXPECTED, extra=()):
 def fake_archive(tmp_path_factory):
     "A complete archive with the full data set's file counts (random pixels), built once per run."
     return make_archive(tmp_path_factory.mktemp('archive')/'mnist_sample.tgz')
+
+def make_mnist_archive(dest: Path, counts=None, extra=()):
+    "A gzip tarball in full MNIST's layout (mnist_png/training/0..9, testing/0..9), `counts` random noise PNGs per folder."
+    from mnist37.digits import MNIST
+    rng = np.random.default_rng(1)
+    pngs = [png_bytes(rng.integers(0, 256, (28, 28), dtype=np.uint8)) for _ in range(16)]
+    with tarfile.open(dest, 'w:gz', compresslevel=1) as tf:
+        for folder, n in (counts or MNIST.counts).items():
+            for i in range(n): add_bytes(tf, f'mnist_png/{folder}/{i}.png', pngs[i % 16])
+        for info, data in extra: tf.addfile(info, io.BytesIO(data) if data else None)
+    return dest
+
+@pytest.fixture(scope='session')
+def fake_mnist_archive(tmp_path_factory):
+    "A complete archive with full MNIST's file counts (70,000 random-pixel PNGs), built once per run."
+    return make_mnist_archive(tmp_path_factory.mktemp('mnist_archive')/'mnist_png.tgz')
