@@ -105,27 +105,36 @@ def cmd_bench(args):
     return bench(epochs=args.epochs or 40, device=get_device(args.device), out=args.out)
 
 # %% ../nbs/09_cli.ipynb #13a4dea7
-def _positive(kind):
+class _Parser(argparse.ArgumentParser):
+    "An argument parser whose errors take two lines: what is wrong, and how to see the options."
+    def error(self, message):
+        self.exit(2, f'{self.prog}: error: {message}\nusage: {self.prog} --help shows every option\n')
+
+def _number(kind, low, high=None):
+    "An argparse type: a finite `kind` number from `low` (excluded for floats) to `high`."
     def check(s):
         try: v = kind(s)
-        except ValueError: raise argparse.ArgumentTypeError(f'{s!r} is not a number')
-        if v <= 0: raise argparse.ArgumentTypeError(f'must be greater than 0, got {s}')
+        except ValueError: raise argparse.ArgumentTypeError(f'{s!r} is not a {"whole " if kind is int else ""}number')
+        if v != v or v in (float('inf'), float('-inf')): raise argparse.ArgumentTypeError(f'{s!r} is not a finite number')
+        if kind is float and v <= low: raise argparse.ArgumentTypeError(f'must be greater than {low:g}, got {s}')
+        if kind is int and v < low: raise argparse.ArgumentTypeError(f'must be at least {low}, got {s}')
+        if high is not None and v > high: raise argparse.ArgumentTypeError(f'must be at most {high}, got {s}')
         return v
     return check
 
 def parser():
     "The command-line parser of `mnist37`."
-    p = argparse.ArgumentParser(prog='mnist37', description='Tell 3s from 7s: the fast.ai MNIST basics lesson as a library.')
+    p = _Parser(prog='mnist37', description='Tell 3s from 7s: the fast.ai MNIST basics lesson as a library.')
     sub = p.add_subparsers(dest='command', required=True, metavar='{train,data,bench,student}')
     t = sub.add_parser('train', help="train the lesson's models and print their accuracies")
     t.add_argument('--model', choices=['all', *MODELS], default='all', help='one model, or all in lesson order')
-    t.add_argument('--epochs', type=_positive(int), help="epochs (default: the lesson's for each model)")
-    t.add_argument('--lr', type=_positive(float), help="learning rate (default: the lesson's)")
-    t.add_argument('--seed', type=int, default=42, help='random seed (default 42)')
+    t.add_argument('--epochs', type=_number(int, 1, 10_000), help="epochs (default: the lesson's for each model)")
+    t.add_argument('--lr', type=_number(float, 0.), help="learning rate (default: the lesson's)")
+    t.add_argument('--seed', type=_number(int, 0, 2**32 - 1), default=42, help='random seed, 0 to 2**32-1 (default 42)')
     t.add_argument('--json', action='store_true', help='print JSON instead of a table')
     d = sub.add_parser('data', help='find or install the MNIST_SAMPLE data and say what was found')
     b = sub.add_parser('bench', help='measure the speed ratios of the speed notebook')
-    b.add_argument('--epochs', type=_positive(int), help='epochs per training path (default 40)')
+    b.add_argument('--epochs', type=_number(int, 1, 10_000), help='epochs per training path (default 40)')
     b.add_argument('--out', help='folder for bench.md and bench.png')
     c = sub.add_parser('student', help='write student copies of the notebooks: outputs cleared, exercise solutions stubbed')
     c.add_argument('--nbs', default='nbs', help='folder of the lesson notebooks (default nbs)')
@@ -134,19 +143,37 @@ def parser():
     for s in (t, b): s.add_argument('--device', help='cpu, cuda or mps (default: the best available, or MNIST37_DEVICE)')
     return p
 
+def _unwritable(folder: str) -> str|None:
+    "Why `folder` cannot receive our files, or None if it can (tried, not guessed: a probe file is made and removed)."
+    import os, tempfile
+    from pathlib import Path
+    f = Path(folder).expanduser()
+    if f.exists() and not f.is_dir(): return f'{folder} exists and is not a folder; give the name of a folder'
+    parent = next(q for q in [f, *f.parents] if q.exists())
+    if not parent.is_dir(): return f'{parent} is not a folder, so {folder} cannot be made'
+    try: tempfile.TemporaryFile(dir=parent).close()
+    except OSError as e: return f'cannot write in {parent} ({os.strerror(e.errno) if e.errno else e}); choose another folder'
+    return None
+
 # %% ../nbs/09_cli.ipynb #10f1070e
 def run(argv=None):
-    "Parse `argv` (default: the command line), run the command and return its result."
+    "Parse `argv` (default: the command line), check every value, run the command and return its result."
     p = parser()
     args = p.parse_args(argv)
+    sub = p._subparsers._group_actions[0].choices[args.command]  # errors name the sub-command: "mnist37 train: error"
     if args.command in ('train', 'bench'):
         from mnist37.device import get_device
         try: get_device(args.device)
-        except ValueError as e: p.error(str(e))
-    if args.command == 'train' and args.seed < 0: p.error(f'--seed must be 0 or more, got {args.seed}')
+        except ValueError as e: sub.error(str(e))
+    for flag in ('out',):
+        why = getattr(args, flag, None) and _unwritable(getattr(args, flag))
+        if why: sub.error(f'--{flag} {why}')
     from mnist37.data import DataError
     try: return {'train': cmd_train, 'data': cmd_data, 'bench': cmd_bench, 'student': cmd_student}[args.command](args)
     except DataError as e: sys.exit(f'mnist37: {e}')
+    except (FloatingPointError, ValueError) as e:  # only training raises these, when its numbers blow up
+        if args.command != 'train': raise
+        sub.error(f"--lr {args.lr or 'as the lesson'}: {e}")
 
 # %% ../nbs/09_cli.ipynb #3fcad4b4
 def main(argv=None):

@@ -50,5 +50,6 @@ def get_device(force: str|None = None) -> torch.device:
 # %% ../nbs/00a_device.ipynb #c62479b0
 def set_seed(seed: int = 42):
     "Seed Python's, NumPy's and PyTorch's random generators (on every device)."
-    if not isinstance(seed, int) or seed < 0: raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
+    if not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be a whole number from 0 to 2**32-1 (what NumPy accepts), got {seed!r}")
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)

@@ -27,15 +27,20 @@ def test_help_is_quick_and_imports_no_torch():
 
 @pytest.mark.parametrize('args,match', [
     (['fly'], "invalid choice: 'fly'"), (['train', '--model', 'cnn'], "invalid choice: 'cnn'"),
-    (['train', '--epochs', '-3'], 'must be greater than 0, got -3'), (['train', '--epochs', 'ten'], "'ten' is not a number"),
+    (['train', '--epochs', '-3'], 'must be at least 1, got -3'), (['train', '--epochs', 'ten'], "'ten' is not a whole number"),
     (['train', '--lr', '0'], 'must be greater than 0'), (['train', '--device', 'tpu'], "unknown device 'tpu'"),
-    (['train', '--seed', '-1'], '--seed must be 0 or more'), ([], 'required'),
+    (['train', '--seed', '-1'], 'argument --seed: must be at least 0, got -1'), ([], 'required'),
     (['train', '--device', 'cpu:x'], "after ':' comes a device number"), (['bench', '--device', 'mps:1'], "'mps:1'"),
-    (['train', '--device', 'cpu:1'], "only one cpu device")])
+    (['train', '--device', 'cpu:1'], "only one cpu device"), (['train', '--lr', 'nan'], "'nan' is not a finite number"),
+    (['train', '--lr', '1e999'], "'1e999' is not a finite number"), (['train', '--epochs', '20000'], 'at most 10000'),
+    (['train', '--seed', str(2**32)], 'at most 4294967295'), (['bench', '--out', __file__], 'exists and is not a folder'),
+    (['student', '--out', __file__ + '/x'], 'is not a folder, so'),
+    (['train', '--model', 'linear', '--epochs', '1', '--lr', '1e300'], '--lr 1e+300: predictions contain NaN')])
 def test_wrong_calls_get_usage_and_exit_2(args, match, env):
     r = cli(*args, env=env)
     assert r.returncode == 2, r.stderr
-    assert 'usage: mnist37' in r.stderr and match in r.stderr
+    assert 'usage: mnist37' in r.stderr and match in r.stderr and 'Traceback' not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 2, r.stderr  # what is wrong, and where to see the options
 
 def test_forced_missing_gpu_is_named(env):
     import torch

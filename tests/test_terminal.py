@@ -54,7 +54,7 @@ def test_data_bench_help_and_student_on_a_terminal(env, tmp_path):
     assert len(list((tmp_path/'student').glob('*.ipynb'))) >= 10
 
 def test_ctrl_c_says_interrupted_and_exits_130(env):
-    child = pexpect.spawn(MNIST37, ['train', '--model', 'net', '--epochs', '100000'], env=env, encoding='utf-8',
+    child = pexpect.spawn(MNIST37, ['train', '--model', 'net', '--epochs', '10000'], env=env, encoding='utf-8',
                           dimensions=(30, 100), timeout=300)
     child.expect(BAR)  # training has started and its bar is on the screen
     child.sendintr()   # Ctrl-C, typed on the terminal: the terminal sends SIGINT
