@@ -24,3 +24,15 @@ def test_notebook_in_a_real_kernel(nb, data, fallback_home):
     secs, found = run_notebook(nb, data_env(data, fallback_home))
     print(f'{nb.name} ({data}): {secs:.1f} s')
     assert not found, '\n'.join(found)
+
+def test_the_kernel_run_runs_slow_cells_and_sees_errors_and_stderr(tmp_path):
+    "What nbdev_test skips (`#| slow`) runs here; an exception or anything on stderr fails the notebook."
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+    def run(*cells):
+        f = tmp_path/'t.ipynb'; nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), f)
+        return run_notebook(f, data_env('fallback', str(tmp_path/'home')))[1]
+    assert run('x = 1', 'print(x)') == []
+    assert run('#| slow\nraise RuntimeError("the slow cell ran")')[0].endswith('RuntimeError: the slow cell ran')
+    assert 'wrote to stderr: careful' in run('import sys; print("careful", file=sys.stderr)')[0]
+    assert 'UserWarning: odd' in run('import warnings; warnings.warn("odd")')[0]
