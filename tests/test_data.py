@@ -177,3 +177,20 @@ def test_real_archive_gives_the_lessons_counts(home):
     s = find_mnist_sample(archive=SHARED_ARCHIVE)
     assert s.full and count_pngs(s.path) == EXPECTED
     assert [len(d) for d in load_sample(s.path)] == [6131, 6265, 1010, 1028]
+
+def test_any_layout_uses_the_same_machinery(home, tmp_path):
+    "install_archive, find_data and build_folder work for a data set described by another Layout (here a tiny MNIST-like one)."
+    from conftest import make_mnist_archive
+    from mnist37.data import Layout, build_folder, find_data, is_complete
+    tiny = Layout('mnist_png', 'tiny MNIST', {'training/0': 2, 'testing/0': 1}, url='MNIST', checksum='none')
+    archive = make_mnist_archive(tmp_path/'tiny.tgz', counts=tiny.counts)
+    path, source, full = find_data(tiny, archive, 'MNIST37_TINY', fallback=lambda root: pytest.fail('fallback used'))
+    assert (path, source, full) == (home/'data'/'mnist_png', 'archive', True) and is_complete(path, tiny.counts, ())
+    assert find_data(tiny, None, 'MNIST37_TINY')[1] == 'fastai cache'
+    wrote = []
+    other = Layout('other', 'other', {'a': 1})
+    def write(out): wrote.append(out); (out/'a').mkdir(parents=True); Image.fromarray(np.zeros((28, 28), np.uint8)).save(out/'a'/'0.png')
+    assert build_folder(other, write) == home/'data'/'other' and build_folder(other, write) == home/'data'/'other'
+    assert len(wrote) == 1  # the second call found it complete
+    (home/'data'/'other'/'a'/'0.png').unlink(); (home/'data'/'other'/'notes.txt').write_text('mine')
+    with pytest.raises(DataError, match='move it away'): build_folder(other, write)
