@@ -31,14 +31,18 @@ def mean_digit(stack):
 # %% ../nbs/01_pixel_similarity.ipynb #871208ac
 def show_digits(images, # a list or stack of 28x28 tensors
                 titles=None, # one title per image
-                ncols=8, size=1.2, cmap='Greys'):
+                ncols=8, size=1.2, cmap='Greys',
+                symmetric=False): # centre the colours on 0 (for weights: with cmap='bwr', 0 is white)
     "Draw 28x28 images in a grid and return the figure."
     images = [torch.as_tensor(i).detach().cpu().reshape(28, 28) for i in images]
     nrows = max(1, -(-len(images)//ncols))
     fig, axs = plt.subplots(nrows, ncols, figsize=(ncols*size, nrows*size*1.15), squeeze=False)
     for i, ax in enumerate(axs.flat):
         ax.axis('off')
-        if i < len(images): ax.imshow(images[i], cmap=cmap); ax.set_title(titles[i] if titles else '', fontsize=8)
+        if i < len(images):
+            lim = images[i].abs().max().item() if symmetric else None
+            ax.imshow(images[i], cmap=cmap, vmin=-lim if symmetric else None, vmax=lim)
+            ax.set_title(titles[i] if titles else '', fontsize=8)
     return fig
 
 # %% ../nbs/01_pixel_similarity.ipynb #35aa5244
