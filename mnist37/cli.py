@@ -101,7 +101,7 @@ def cmd_student(args):
 def cmd_bench(args):
     "Run the speed benchmark of the speed notebook."
     from mnist37.device import get_device
-    from mnist37.fast import bench
+    from mnist37.bench import bench
     return bench(epochs=args.epochs or 40, device=get_device(args.device), out=args.out)
 
 # %% ../nbs/09_cli.ipynb #13a4dea7

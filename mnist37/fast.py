@@ -13,8 +13,7 @@ from .linear import check_finite, to_xy
 from .net import simple_net
 
 # %% auto #0
-__all__ = ['sync', 'timeit', 'TensorLoader', 'accuracy', 'fit', 'learner_path', 'floor_rate', 'epoch_macs', 'matmul_time',
-           'bench']
+__all__ = ['sync', 'timeit', 'TensorLoader', 'accuracy', 'fit', 'learner_path']
 
 # %% ../nbs/07_speed.ipynb #c0220130
 def sync():
@@ -77,84 +76,24 @@ def fit(model, train, valid, epochs, lr):
     return history
 
 # %% ../nbs/07_speed.ipynb #426d0d61
-def learner_path(model, x, y, vx, vy, epochs, lr, bs=256):
-    "Train as the lesson does (a list of pairs, fastai `DataLoaders` and `Learner`, unshuffled); returns the final validation accuracy."
+def _book_loss(predictions, targets):
+    "`mnist_loss` as the book writes it, with no checks: how far each sigmoid output is from its target, averaged."
+    predictions = predictions.sigmoid()
+    return torch.where(targets == 1, 1 - predictions, predictions).mean()
+
+def _book_accuracy(predictions, targets):
+    "`batch_accuracy` as the book writes it, with no checks."
+    return ((predictions.sigmoid() > 0.5) == targets).float().mean()
+
+def learner_path(model, x, y, vx, vy, epochs, lr, bs=256, checked=True):
+    "Train as the lesson does (a list of pairs, fastai `DataLoaders` and `Learner`, unshuffled); return the final validation accuracy."
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader
     from fastai.learner import Learner
     from fastai.optimizer import SGD
     from mnist37.linear import batch_accuracy, mnist_loss
+    loss, metric = (mnist_loss, batch_accuracy) if checked else (_book_loss, _book_accuracy)
     dls = DataLoaders(DataLoader(list(zip(x, y)), batch_size=bs), DataLoader(list(zip(vx, vy)), batch_size=bs), device=x.device)
-    learn = Learner(dls, model, opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy)
+    learn = Learner(dls, model, opt_func=SGD, loss_func=loss, metrics=metric)
     with learn.no_logging(): learn.fit(epochs, lr)
     return float(learn.recorder.values[-1][2])
-
-# %% ../nbs/07_speed.ipynb #f59b4598
-def floor_rate(device, n=2048):
-    "Multiply-adds per second that `device` reaches on one large (n x n) matrix product."
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    return n**3 / timeit(lambda: a @ b)
-
-def epoch_macs(n_train, n_valid, n_hidden=30):
-    "Multiply-adds of one epoch of the 784-`n_hidden`-1 net: forward and weight gradients for training, forward for validation."
-    forward = 28*28*n_hidden + n_hidden
-    return n_train*(2*forward + n_hidden) + n_valid*forward
-
-def matmul_time(x, n_hidden=30, bs=256):
-    "Seconds for one epoch's two big matrix products alone (forward and weight gradient), at the real batch shapes."
-    w = torch.randn(n_hidden, x.shape[1], device=x.device)
-    def epoch():
-        for i in range(0, len(x), bs): xb = x[i:i+bs]; (xb @ w.T).T @ xb
-    return timeit(epoch)
-
-def _timed_epochs(train, device, x, y, vx, vy, start, epochs, lr):
-    "Seconds per epoch and final accuracy of `train` ('learner' or 'fit') from the `start` weights."
-    x, y, vx, vy = (t.to(device) for t in (x, y, vx, vy))
-    def train_from_start(n):
-        model = simple_net().to(device); model.load_state_dict(start)
-        return (learner_path(model, x, y, vx, vy, n, lr) if train == 'learner'
-                else fit(model, TensorLoader(x, y), TensorLoader(vx, vy), n, lr)[-1][1])
-    train_from_start(1)  # warm-up, not timed: the first epoch pays for start-up (GPU kernels, memory, caches)
-    sync(); t0 = time.perf_counter()
-    acc = train_from_start(epochs)
-    sync()
-    return (time.perf_counter() - t0)/epochs, acc
-
-# %% ../nbs/07_speed.ipynb #5fcb9f9b
-def bench(path=None, epochs=40, lr=0.1, device=None, out=None):
-    "Measure the speed ratios in one process; print a markdown table, and write it (bench.md) and a plot (bench.png) to `out`."
-    path, device = Path(path or mnist_sample()), device or get_device()
-    t_decode = timeit(lambda: load_sample(path, cache=False), repeat=1, warmup=0)
-    load_sample(path); t_cache = timeit(lambda: load_sample(path))
-    d = load_sample(path); (x, y), (vx, vy) = to_xy(d.train3, d.train7), to_xy(d.valid3, d.valid7)
-    set_seed(42); start = simple_net().state_dict()
-    t_learn, acc_learn = _timed_epochs('learner', device, x, y, vx, vy, start, epochs, lr)
-    t_fast, acc_fast = _timed_epochs('fit', device, x, y, vx, vy, start, epochs, lr)
-    t_floor = epoch_macs(len(x), len(vx)) / floor_rate(device)
-    rows = [('per epoch: Learner path / fast path', t_learn, t_fast),
-            ('per epoch: fast path / arithmetic floor', t_fast, t_floor),
-            ('per epoch: fast path / its matrix products alone', t_fast, matmul_time(x.to(device))),
-            ('loading: PNG decode / tensor cache', t_decode, t_cache)]
-    if torch.cuda.is_available() and device.type != 'cuda':
-        rows.append(('per epoch: CPU fast path / CUDA fast path', t_fast, _timed_epochs('fit', torch.device('cuda'), x, y, vx, vy, start, epochs, lr)[0]))
-    table = '\n'.join([f'Device {device}, {epochs} epochs at lr {lr}, {len(x)} training images. Final validation accuracy: '
-                       f'Learner path {acc_learn:.4f}, fast path {acc_fast:.4f}.', '',
-                       '| comparison | first (ms) | second (ms) | ratio |', '|---|---|---|---|'] +
-                      [f'| {name} | {a*1000:.1f} | {b*1000:.1f} | {a/b:.1f}x |' for name, a, b in rows])
-    print(table)
-    if out: _write(Path(out), table, rows)
-    return dict(rows=rows, acc_learner=acc_learn, acc_fast=acc_fast, table=table)
-
-# %% ../nbs/07_speed.ipynb #5f4d71cf
-def _write(out: Path, table: str, rows: list):
-    "Write the table as `bench.md` and the times as a bar chart `bench.png` in `out`."
-    import matplotlib; matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
-    out.mkdir(parents=True, exist_ok=True)
-    (out/'bench.md').write_text(table + '\n')
-    fig, ax = plt.subplots(figsize=(6, 0.6 + 0.5*len(rows)))
-    names = [n.split(': ')[1] for n, _, _ in rows]
-    ax.barh(names, [a*1000 for _, a, _ in rows], label='first named'); ax.barh(names, [b*1000 for _, _, b in rows], label='second named')
-    for i, (_, a, b) in enumerate(rows): ax.text(a*1000*1.15, i, f'{a/b:.1f}x', va='center', fontsize=8)
-    ax.set_xscale('log'); ax.set_xlim(right=max(a for _, a, _ in rows)*1000*4); ax.set_xlabel('ms (log scale)'); ax.legend(fontsize=7); fig.tight_layout()
-    fig.savefig(out/'bench.png', dpi=80); plt.close(fig)
