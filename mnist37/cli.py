@@ -57,7 +57,8 @@ def _progress(it, name, show):
 # %% ../nbs/09_cli.ipynb #4d627fd0
 def cmd_train(args):
     "Train the lesson's models; print a table (or JSON) of accuracies beside the lesson's figures."
-    from mnist37.data import find_mnist_sample, load_sample
+    from mnist37.data import load_sample
+    from mnist37.source import find_mnist_sample
     from mnist37.device import get_device
     device = get_device(args.device)
     sample = find_mnist_sample(args.archive)
@@ -84,7 +85,7 @@ def _table(rows):
 # %% ../nbs/09_cli.ipynb #c79b0b41
 def cmd_data(args):
     "Find or install MNIST_SAMPLE and say what was found."
-    from mnist37.data import count_pngs, find_mnist_sample
+    from mnist37.source import count_pngs, find_mnist_sample
     sample = find_mnist_sample(args.archive)
     print(f'Found {sample}')
     print('  ' + ', '.join(f'{k}: {v}' for k, v in count_pngs(sample.path).items()))
@@ -168,7 +169,7 @@ def run(argv=None):
     for flag in ('out',):
         why = getattr(args, flag, None) and _unwritable(getattr(args, flag))
         if why: sub.error(f'--{flag} {why}')
-    from mnist37.data import DataError
+    from mnist37.source import DataError
     try: return {'train': cmd_train, 'data': cmd_data, 'bench': cmd_bench, 'student': cmd_student}[args.command](args)
     except DataError as e: sys.exit(f'mnist37: {e}')
     except (FloatingPointError, ValueError) as e:  # only training raises these, when its numbers blow up

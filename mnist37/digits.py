@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from .baseline import mean_digit, mnist_distance
-from .data import Layout, build_folder, count_pngs, find_data, load_digits
+from .data import load_digits
+from .source import Layout, build_folder, count_pngs, find_data
 from .device import get_device, set_seed
 from .exercises import Feedback, _run
 from .learner import Batches, Learner, Loaders, ProgressBar

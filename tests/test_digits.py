@@ -3,7 +3,7 @@ import tarfile
 import pytest, torch
 import torch.nn.functional as F
 from conftest import make_mnist_archive
-from mnist37.data import DataError, count_pngs, find_mnist_sample, install_archive
+from mnist37.source import DataError, count_pngs, find_mnist_sample, install_archive
 from mnist37.digits import (FALLBACK_DIGITS, MNIST, check_cross_entropy, check_softmax, confusion_matrix, cross_entropy,
                             find_mnist, load_mnist, log_softmax, most_confused, softmax, train_digits)
 

@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 import pytest
 from kernel import data_env, notebooks, run_notebook
-from mnist37.data import find_mnist_sample
+from mnist37.source import find_mnist_sample
 
 def full_data_here() -> bool:
     "Whether the caller's fastai home holds the full MNIST_SAMPLE, or an archive to install it from is configured."
