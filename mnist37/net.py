@@ -4,6 +4,7 @@
 
 # %% ../nbs/05_neural_net.ipynb #0882da5a
 from __future__ import annotations
+import warnings, zipfile
 from pathlib import Path
 import torch
 from torch import nn
@@ -37,11 +38,25 @@ def save_weights(model, fname):
     torch.save(model.state_dict(), tmp); tmp.replace(fname)
     return fname
 
+def _first_line(e):
+    "The first informative line of an error's message (PyTorch's often ends its first line with a colon)."
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()] or [type(e).__name__]
+    return ' '.join(lines[:2]) if lines[0].endswith(':') else lines[0]
+
 def load_weights(model, fname):
     "Load weights saved by `save_weights` into `model`, reading tensors only (`weights_only=True`)."
-    if not Path(fname).is_file(): raise FileNotFoundError(f"no weights file {fname}; save one with save_weights(model, fname)")
-    try: state = torch.load(fname, map_location='cpu', weights_only=True)
-    except Exception as e: raise ValueError(f"{fname} is not a weights file made by save_weights (it was not read: {str(e).splitlines()[0]})") from None
+    fname = Path(fname)
+    if not fname.is_file(): raise FileNotFoundError(f"no weights file {fname}; save one with save_weights(model, fname)")
+    again = 'make it again with save_weights(model, fname)'
+    if fname.stat().st_size == 0: raise ValueError(f"{fname} is empty (0 bytes), not weights: {again}")
+    if not zipfile.is_zipfile(fname):
+        raise ValueError(f"{fname} is not a weights file made by save_weights (not a torch zip archive; cut short?): {again}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore'); state = torch.load(fname, map_location='cpu', weights_only=True)
+    except Exception as e: raise ValueError(f"{fname} is not a weights file made by save_weights (it was not read: {_first_line(e)}): {again}") from None
+    if not isinstance(state, dict): raise ValueError(f"{fname} holds a {type(state).__name__}, not the dict of tensors save_weights writes: {again}")
     try: model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as e: raise ValueError(f"{fname} holds weights for a different model: {str(e).splitlines()[0]}") from None
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise ValueError(f"{fname} holds weights for a different model ({_first_line(e)}): load it into the model that was saved") from None
     return model

@@ -170,3 +170,25 @@ def test_to_xy_builds_labels_on_the_inputs_device(device):
     x, y = to_xy(torch.zeros(3, 28, 28, device=device), torch.ones(2, 28, 28, device=device))
     assert x.device == y.device == torch.zeros(0, device=device).device, (x.device, y.device)
     assert y.shape == (5, 1)
+
+@pytest.mark.parametrize('cut', [0, 1, 10, 100, 0.5, -22, -1])
+def test_load_weights_on_an_empty_or_truncated_file_names_it(tmp_path, cut):
+    "Any prefix of a good weights file (empty included) is a ValueError naming the file, never another error."
+    set_seed(0); f = save_weights(simple_net(), tmp_path/'net.pth')
+    data = f.read_bytes(); n = int(len(data)*cut) if isinstance(cut, float) else cut % len(data) if cut < 0 else cut
+    bad = tmp_path/'cut.pth'; bad.write_bytes(data[:n])
+    with pytest.raises(ValueError, match='cut.pth'): load_weights(simple_net(), bad)
+
+@pytest.mark.parametrize('content', [b'hello\n', b'\0'*64, b'{"0.weight": [1, 2]}', 'zip', 'tensor', 'list'])
+def test_load_weights_on_a_foreign_file_names_it(tmp_path, content, recwarn):
+    "Text, bytes, a zip that torch did not write, a torch file that is not a state dict: a ValueError naming the file."
+    import io, pickle, zipfile
+    buf = io.BytesIO()
+    if content == 'zip': zipfile.ZipFile(buf, 'w').writestr('notes.txt', 'mine')
+    elif content == 'tensor': torch.save(torch.zeros(3), buf)
+    elif content == 'list': buf.write(pickle.dumps([1, 2, 3], protocol=4))
+    else: buf.write(content)
+    bad = tmp_path/'foreign.pth'; bad.write_bytes(buf.getvalue())
+    with pytest.raises(ValueError, match=r'foreign\.pth') as e: load_weights(simple_net(), bad)
+    assert 'save_weights' in str(e.value) and '\n' not in str(e.value)
+    assert not [w for w in recwarn if 'pickle' in str(w.message)], [str(w.message) for w in recwarn]   # no torch warnings on top
