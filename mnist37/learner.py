@@ -115,7 +115,8 @@ class ProgressBar:
         self.bar = progress_bar(range(learn.n_epoch), leave=False); self.bar.update(0)
     def after_epoch(self, learn):
         rec = learn.recorder
-        self.bar.comment = ', '.join(f'{n} {v:.4f}' for n, v in zip(rec.names, rec.values[-1]))
+        # the validation figures only, kept short: in a terminal the bar gets whatever width the text leaves
+        self.bar.comment = ' '.join(f'{n} {v:.3f}' for n, v in zip(rec.names[1:], rec.values[-1][1:]))
         self.bar.update(learn.epoch + 1)
 
 # %% ../nbs/10_learner.ipynb #18ecd60b

