@@ -4,16 +4,18 @@
 
 # %% ../nbs/08_exercises.ipynb #e29d995b
 from __future__ import annotations
-import math
+import copy, itertools, math, random, signal, threading, time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+import numpy as np
 import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['EXERCISES', 'NUMBER_EXERCISES', 'Feedback', 'check']
+__all__ = ['TIME_LIMIT', 'EXERCISES', 'VALUE_EXERCISES', 'Feedback', 'check']
 
-# %% ../nbs/08_exercises.ipynb #243bed4a
+# %% ../nbs/08_exercises.ipynb #c9417f60
 @dataclass
 class Feedback:
     "The checker's verdict: `ok`, and a message in plain words."
@@ -21,172 +23,198 @@ class Feedback:
     message: str
     def __repr__(self): return ('Correct! ' if self.ok else 'Not yet: ') + self.message
 
+TIME_LIMIT = 5  # seconds one call of a student's function may take
+
+class _TooSlow(Exception): pass
+
+def _alarm(signum, frame): raise _TooSlow()
+
+def _call_with_limit(fn, args, seconds):
+    "`fn(*args)`, interrupted after `seconds` (SIGALRM in the main thread; elsewhere a watcher thread that gives up waiting)."
+    if hasattr(signal, 'setitimer') and threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGALRM, _alarm); signal.setitimer(signal.ITIMER_REAL, seconds)
+        try: return fn(*args)
+        finally: signal.setitimer(signal.ITIMER_REAL, 0); signal.signal(signal.SIGALRM, old)
+    box = {}
+    def target():
+        try: box['out'] = fn(*args)
+        except BaseException as e: box['err'] = e
+    t = threading.Thread(target=target, daemon=True); t.start(); t.join(seconds)
+    if t.is_alive(): raise _TooSlow()
+    if 'err' in box: raise box['err']
+    return box.get('out')
+
 def _run(fn, *args):
-    "Call the student's `fn`; return (result, None), or (None, Feedback) saying what it raised."
-    try: return fn(*args), None
+    "Call the student's `fn`; return (result, None), or (None, Feedback) saying what it raised or that it never returned."
+    try: return _call_with_limit(fn, args, TIME_LIMIT), None
+    except _TooSlow: return None, Feedback(False, f'your function did not return within {TIME_LIMIT} seconds, so it was stopped: look for a loop that never ends')
     except NotImplementedError: return None, Feedback(False, 'this exercise is not written yet: replace the `raise NotImplementedError` line with your code.')
     except Exception as e: return None, Feedback(False, f'your function raised {type(e).__name__}: {e}')
 
-def _close(a, b): return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=1e-5)
+def _close(a, b, atol=1e-5):
+    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.double(), b.double(), atol=atol, rtol=1e-4)
 
-def _images(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(5, 28, 28, generator=g), torch.rand(28, 28, generator=g)
+@contextmanager
+def _random_state_kept():
+    "Give back Python's, NumPy's and PyTorch's random states as they were, whatever the code inside draws or seeds."
+    py, np_state = random.getstate(), np.random.get_state()
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    try:
+        with torch.random.fork_rng(devices=cuda): yield
+    finally: random.setstate(py); np.random.set_state(np_state)
 
-# %% ../nbs/08_exercises.ipynb #de0f5eea
-def _shape_hint(out, stack):
-    "Why a distance came out with the wrong shape."
-    shape = tuple(out.shape)
-    if out.ndim == 0: return 'you averaged over everything, so the whole stack got one number: average over the last two axes only, mean((-1, -2))'
-    if shape in [(28, 28), tuple(stack.shape)]: return 'average over the last two axes too (the rows and columns of each image), e.g. mean((-1, -2))'
-    return 'average over the last two axes (rows and columns of each image), so each image gets one number'
+# %% ../nbs/08_exercises.ipynb #5848275d
+def _shape_of(answer):
+    "A predicted shape as a tuple of ints, 'error' for a line that fails, or None when it cannot be read."
+    if isinstance(answer, str): return 'error' if answer.strip().lower() in ('error', 'an error') else None
+    if isinstance(answer, bool): return None
+    if isinstance(answer, int): return (answer,)
+    try: return tuple(int(n) for n in answer)
+    except (TypeError, ValueError): return None
 
-def _check_distance(fn, kind='l1'):
-    stack, ideal = _images()
-    d = stack - ideal
-    variants = {'l1': d.abs().mean((-1, -2)), 'rmse': (d**2).mean((-1, -2)).sqrt()}
-    ref = variants[kind]
-    out, err = _run(fn, stack, ideal)
+def _actual_shape(line, env):
+    "Run `line` and give the shape of what it makes, or 'error' when it raises."
+    try: return tuple(eval(line, {'torch': torch}, dict(env)).shape)
+    except RuntimeError: return 'error'
+
+def _check_shapes(answers, questions, env):
+    "Compare predicted shapes with what each line really makes; explain the rule behind each wrong one."
+    example = '{' + ', '.join(f"'{k}': (2, 3)" for k in questions) + '}'
+    if not isinstance(answers, dict): return Feedback(False, f'give your predictions as a dict, one shape per line, such as {example}')
+    if missing := [k for k in questions if k not in answers]: return Feedback(False, f'no prediction for {", ".join(missing)}: give one for every line')
+    notes = []
+    for key, (line, known, rule) in questions.items():
+        got, right = _shape_of(answers[key]), _actual_shape(line, env)
+        if got is None: notes.append(f'{key}: write a shape as a tuple of numbers, such as (2, 3), or the word "error"')
+        elif got != right: notes.append(f'{key} (`{line}`): ' + known.get(got, rule))
+    if not notes: return Feedback(True, f'all {len(questions)} shapes predicted right.')
+    return Feedback(False, f'{len(questions) - len(notes)} of {len(questions)} right. ' + ' '.join(notes))
+
+_STACK_ENV = {'imgs': [torch.zeros(28, 28)]*6}
+_STACK_QUESTIONS = {
+    'a': ('torch.stack(imgs)', {(28, 28, 6): 'stack puts the new axis first (dim=0 unless you say otherwise): the image number comes before the rows',
+                                (168, 28): 'that is what torch.cat would give: stack does not glue images end to end, it adds a new axis'},
+          'stack adds one new axis in front, as long as the list, and keeps each image\'s own shape behind it'),
+    'b': ('torch.cat(imgs)', {(6, 28, 28): 'that is torch.stack: cat adds no axis, it joins the images along an axis they already have',
+                              (28, 168): 'cat joins along the first axis unless told otherwise (dim=0), the rows'},
+          'cat joins the tensors along an axis they already have (the first, by default), so that axis gets longer'),
+    'c': ('torch.stack(imgs)[:, 5]', {(28,): 'the `:` keeps every image; only the axis indexed with a single number goes away',
+                                      (28, 28): 'the 5 is in the second place, so it picks row 5 of every image, not image 5',
+                                      (6, 1, 28): 'indexing with a single number removes that axis (a slice such as 5:6 would keep it)',
+                                      (6, 28, 28): 'indexing with a single number removes that axis'},
+          'each axis indexed with a number disappears; each `:` keeps its axis whole'),
+    'd': ('torch.stack(imgs).mean(0)', {(6,): 'mean(0) averages over axis 0, the images, not over the pixels of each image',
+                                        (): 'mean(0) averages over axis 0 only, not over everything',
+                                        (1, 28, 28): 'without keepdim=True the axis that is averaged over disappears',
+                                        (6, 28, 28): 'mean removes the axis it averages over'},
+          'mean(0) averages over axis 0 and removes it'),
+}
+
+_BROADCAST_ENV = {'stack': torch.zeros(10, 28, 28), 'ideal': torch.zeros(28, 28)}
+_BROADCAST_QUESTIONS = {
+    'a': ('stack - ideal', {(28, 28): 'broadcasting does not average the stack away: the ideal is used once for each image, and each image keeps its own difference',
+                            'error': 'these shapes fit: line them up from the right (28 with 28, 28 with 28); the ideal has no first axis, which counts as 1 and is repeated',
+                            (10,): 'a subtraction keeps every pixel: nothing is averaged yet'},
+          'line the shapes up from the right; a missing axis counts as 1 and is stretched to match'),
+    'b': ('(stack - ideal).abs().mean((-1, -2))', {(): 'mean((-1, -2)) averages over the last two axes only (rows and columns), so the image axis stays',
+                                                   (28, 28): '-1 and -2 are the last two axes (the columns and the rows), not the first',
+                                                   (10, 28, 28): 'mean removes the axes it averages over',
+                                                   (10, 1, 1): 'without keepdim=True the averaged axes disappear'},
+          'mean((-1, -2)) averages over the last two axes and removes them'),
+    'c': ('torch.zeros(3, 1) - torch.zeros(3)', {(3,): 'line them up from the right: the 1 of (3, 1) meets the 3, and (3,) has no first axis, which counts as 1: both stretch',
+                                                 (3, 1): 'the axis of size 1 in (3, 1) stretches to meet the 3 of (3,), and (3,) gets a first axis of 1 that stretches too',
+                                                 'error': 'axes of size 1 and missing axes stretch, so these two shapes fit: no error'},
+          'line the shapes up from the right; an axis of size 1 or a missing one stretches to match the other'),
+}
+
+# %% ../nbs/08_exercises.ipynb #b5f54cc5
+def _verdicts(x, m3, m7, dist): return dist(x, m3) < dist(x, m7)
+def _l1(x, m): return (x - m).abs().mean((-1, -2))
+def _rmse(x, m): return ((x - m)**2).mean((-1, -2)).sqrt()
+
+def _rmse_problem(g):
+    "Two ideals and a stack on which the RMSE and L1 verdicts differ for some images, and both digits occur."
+    while True:
+        m3, m7 = torch.rand(28, 28, generator=g), torch.rand(28, 28, generator=g)
+        w = torch.rand(12, 1, 1, generator=g)
+        spots = (torch.rand(12, 28, 28, generator=g) < 0.05).float()*torch.randn(12, 28, 28, generator=g)
+        x = (w*m3 + (1 - w)*m7 + spots*2 + torch.randn(12, 28, 28, generator=g)*0.1).clamp(0, 1)
+        ref, l1 = _verdicts(x, m3, m7, _rmse), _verdicts(x, m3, m7, _l1)
+        if (ref != l1).any() and 0 < ref.sum() < 12: return x, m3, m7, ref
+
+def _check_is_3_rmse(fn, g):
+    x, m3, m7, ref = _rmse_problem(g)
+    out, err = _run(fn, x, m3, m7)
     if err: return err
-    if not isinstance(out, torch.Tensor): return Feedback(False, f'your function returned a {type(out).__name__}; return a tensor')
-    if out.shape != ref.shape: return Feedback(False, f'for a stack (5, 28, 28) and one image your distance has shape {tuple(out.shape)}, expected (5,): {_shape_hint(out, stack)}')
-    if _close(out, ref):
-        single, err = _run(fn, stack[0], ideal)
+    if not isinstance(out, torch.Tensor): return Feedback(False, f'your function returned a {type(out).__name__}; return a tensor of True/False, one per image')
+    if out.shape != ref.shape:
+        why = 'you averaged over everything, so the whole stack got one verdict' if out.ndim == 0 else 'average over the rows and columns of each image only'
+        return Feedback(False, f'for a stack (12, 28, 28) your verdicts have shape {tuple(out.shape)}, expected one per image: {why}')
+    if out.dtype != torch.bool: return Feedback(False, f'your function returned {out.dtype} numbers: return a verdict per image (True for a 3), by comparing the two distances')
+    if torch.equal(out, ref):
+        one, err = _run(fn, x[0], m3, m7)
         if err: return err
-        if not _close(single, ref[0]): return Feedback(False, 'the stack works, but one image against one image gives the wrong value: use broadcasting, not a loop over the stack')
-        return Feedback(True, 'one distance per image, matching on a stack and on a single image.')
-    mistakes = {'l1': [(d.mean((-1, -2)), 'positive and negative differences cancel out: take .abs() before averaging'),
-                       (variants['rmse'], 'that is the root mean squared error; this exercise asks for the mean absolute difference'),
-                       ((d**2).mean((-1, -2)), 'that is the mean squared difference; this exercise asks for the mean absolute difference')],
-                'rmse': [((d**2).mean((-1, -2)), 'almost: you forgot the square root at the end, .sqrt()'),
-                         (variants['l1'], 'that is the mean absolute difference; square the differences, average, then take the square root'),
-                         (d.mean((-1, -2)).abs(), 'square each difference before averaging; taking abs() at the end lets differences cancel')]}[kind]
-    for wrong, hint in mistakes:
-        if _close(out, wrong): return Feedback(False, hint)
-    return Feedback(False, f'the shape is right but the values are not (first image: yours {out[0].item():.4f}, expected {ref[0].item():.4f})')
+        if not (isinstance(one, torch.Tensor) and one.ndim == 0 and bool(one) == bool(ref[0])):
+            return Feedback(False, 'a stack works, but a single image does not give one True/False: use broadcasting, not a loop over the stack')
+        return Feedback(True, 'the RMSE verdicts, on a stack and on a single image.')
+    for wrong, hint in [(_verdicts(x, m3, m7, _l1), 'those are the verdicts of the mean absolute difference; this classifier measures with the root mean squared error'),
+                        (~ref, 'the verdicts are the wrong way round: True should mean "closer to the ideal 3"'),
+                        (_verdicts(x, m3, m7, lambda a, b: (a - b).mean((-1, -2)).abs()), 'positive and negative differences cancel: square each difference before averaging')]:
+        if torch.equal(out, wrong): return Feedback(False, hint)
+    return Feedback(False, f'{(out != ref).sum().item()} of 12 verdicts differ from the RMSE classifier')
 
-# %% ../nbs/08_exercises.ipynb #d72b04b0
-def _check_loss(fn):
-    g = torch.Generator().manual_seed(1)
-    preds, targs = torch.randn(6, 1, generator=g)*2, torch.tensor([[1.], [0.], [1.], [1.], [0.], [0.]])
-    s = preds.sigmoid()
-    ref = torch.where(targs == 1, 1 - s, s).mean()
-    p = preds.clone().requires_grad_()
-    out, err = _run(fn, p, targs)
+# %% ../nbs/08_exercises.ipynb #6e0dca25
+def _check_numerical_grad(fn, g):
+    shape = [(3,), (2, 3), (5,)][torch.randint(3, (1,), generator=g).item()]
+    x, a, b = (torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(3))
+    def f(x): return (a*x**2).sum() + (b*x).sum().sin()
+    xr = x.clone().requires_grad_(); f(xr).backward(); ref = xr.grad
+    x_in = x.clone()
+    out, err = _run(fn, f, x_in, 1e-6)
     if err: return err
-    if not isinstance(out, torch.Tensor): return Feedback(False, f'your loss is a {type(out).__name__}; return a tensor (no .item()), so it can be differentiated')
-    if out.ndim != 0: return Feedback(False, f'your loss has shape {tuple(out.shape)}: a loss is one number for the whole batch, so take the .mean()')
-    if _close(out, ((s > 0.5).float() == targs).float().mean()) or not out.requires_grad:
-        return Feedback(False, 'your loss carries no gradient (accuracy, a comparison or .item() on the way?): SGD needs a smooth loss to follow')
-    if _close(out, ref):
-        out.backward()
-        if not _close(p.grad, torch.where(targs == 1, -s*(1 - s), s*(1 - s))/6): return Feedback(False, 'the value is right but its gradient is not: avoid .detach() or .data inside the loss')
-        return Feedback(True, 'right value, and its gradient matches autograd on the reference.')
-    for wrong, hint in [(torch.where(targs == 1, 1 - preds, preds).mean(), 'apply .sigmoid() to the predictions first, so they lie between 0 and 1'),
-                        (torch.where(targs == 1, s, 1 - s).mean(), 'the two cases are swapped: for a 3 (target 1) the loss is 1 - prediction, for a 7 (target 0) it is the prediction'),
-                        (torch.where(targs == 1, 1 - s, s).sum(), 'use .mean() rather than .sum(), so the loss does not depend on the batch size')]:
-        if _close(out.detach(), wrong): return Feedback(False, hint)
-    return Feedback(False, f'the value differs from the expected loss (yours {out.item():.4f}, expected {ref.item():.4f})')
+    if not torch.equal(x_in, x): return Feedback(False, 'your function changed x itself: nudge a copy (x.clone()), so x is the same afterwards')
+    if not isinstance(out, torch.Tensor): return Feedback(False, f'your function returned a {type(out).__name__}; return a tensor of slopes')
+    if out.shape != ref.shape: return Feedback(False, f'for x of shape {tuple(shape)} you returned shape {tuple(out.shape)}: one slope per number of x, so the same shape as x')
+    if _close(out, ref, atol=1e-4): return Feedback(True, 'every slope matches what backward() computes.')
+    for wrong, hint in [(ref*1e-6, 'those are the changes of f, not slopes: divide each change by eps'),
+                        (-ref, 'the signs are flipped: a slope is how much f goes up when the number goes up'),
+                        (torch.full_like(ref, ref.sum().item()), 'you nudged all the numbers at once: nudge one number at a time, keeping the others where they are'),
+                        (2*ref, 'twice the slope: a nudge from x - eps to x + eps covers 2*eps')]:
+        if _close(out, wrong, atol=1e-4*max(1, wrong.abs().max().item())): return Feedback(False, hint)
+    return Feedback(False, f'the slopes differ from backward() (largest gap {(out - ref).abs().max().item():.3g})')
 
-# %% ../nbs/08_exercises.ipynb #0cc7e8cd
-def _epoch_variants(x, y, w0, b0, lr):
-    "Parameters after one epoch done right, and done with each typical mistake."
-    from mnist37.linear import linear1, mnist_loss
-    out = {}
-    for kind in ['right', 'no_zero', 'ascent']:
-        w, b = w0.clone().requires_grad_(), b0.clone().requires_grad_()
-        for i in range(0, len(x), 8):
-            mnist_loss(linear1(x[i:i+8], w, b), y[i:i+8]).backward()
-            for p in (w, b):
-                p.data += (1 if kind == 'ascent' else -1) * lr * p.grad
-                if kind != 'no_zero': p.grad.zero_()
-        out[kind] = (w.detach(), b.detach())
-    return out
+def _momentum_path(p0, loss, lr, mom, kind, steps=4):
+    "Parameters after each of `steps` steps of SGD with momentum done right, or with one typical mistake."
+    p, v, path = p0.clone().requires_grad_(), torch.zeros_like(p0), []
+    for _ in range(steps):
+        loss(p).backward()
+        with torch.no_grad():
+            v = {'plain': p.grad, 'damped': mom*v + (1 - mom)*p.grad}.get(kind, mom*v + p.grad)
+            p += lr*v if kind == 'ascent' else -lr*v
+        if kind != 'no_clear': p.grad = None
+        path.append(p.detach().clone())
+    return path
 
-def _check_epoch(fn):
-    from mnist37.linear import linear1
-    g = torch.Generator().manual_seed(2)
-    x = torch.rand(32, 784, generator=g); y = (x[:, :392].sum(1, keepdim=True) > x[:, 392:].sum(1, keepdim=True)).float()
-    w0, b0 = torch.randn(784, 1, generator=g)*0.1, torch.zeros(1)
-    variants = _epoch_variants(x, y, w0, b0, lr=0.5)
-    w, b = w0.clone().requires_grad_(), b0.clone().requires_grad_()
-    _, err = _run(fn, partial(linear1, weights=w, bias=b), [(x[i:i+8], y[i:i+8]) for i in range(0, 32, 8)], 0.5, (w, b))
-    if err:
-        if 'leaf Variable' in err.message: err.message += ' (update p.data, or do the update inside torch.no_grad())'
-        return err
-    got = (w.detach(), b.detach())
-    if all(torch.equal(a, a0) for a, a0 in zip(got, (w0, b0))): return Feedback(False, 'the parameters did not change: after the gradients, subtract lr times each gradient from its parameter')
-    for kind, hint in [('right', None), ('no_zero', 'the gradients were never reset, so each step also used all earlier gradients: call p.grad.zero_() after each step'),
-                       ('ascent', 'you moved the parameters up the slope: subtract lr * grad, do not add it')]:
-        if all(_close(a, r) for a, r in zip(got, variants[kind])):
-            return Feedback(True, 'one step per batch, gradients zeroed: the same parameters as the lesson after one epoch.') if hint is None else Feedback(False, hint)
-    return Feedback(False, 'the parameters changed, but not as one SGD step per batch would change them: for each batch, calc_grad, then p.data -= p.grad*lr, then p.grad.zero_()')
-
-# %% ../nbs/08_exercises.ipynb #58c10286
-def _check_net2(fn):
-    net, err = _run(fn)
-    if err: return err
-    if not isinstance(net, nn.Module): return Feedback(False, f'your function returned a {type(net).__name__}; return the model, e.g. nn.Sequential(...)')
-    out, err = _run(net, torch.rand(4, 784))
-    if err: return Feedback(False, f'your model cannot take a batch of images (4, 784): {err.message}')
-    if tuple(out.shape) != (4, 1): return Feedback(False, f'for 4 images your model returns shape {tuple(out.shape)}: the last layer must have 1 output')
-    layers = [m for m in net.modules() if isinstance(m, (nn.Linear, nn.ReLU))]
-    kinds = ''.join('L' if isinstance(m, nn.Linear) else 'R' for m in layers)
-    if kinds.count('L') != 3: return Feedback(False, f'your model has {kinds.count("L")} linear layers; two hidden layers plus the output layer make 3')
-    if 'LL' in kinds: return Feedback(False, 'two linear layers follow each other with no ReLU between them, and two linear layers in a row are just one linear layer: put a ReLU after each hidden layer')
-    if kinds.endswith('R'): return Feedback(False, 'there is a ReLU after the last layer: scores must be able to go below zero for a 7, so end with the linear layer')
-    return Feedback(True, '784 -> hidden -> hidden -> 1, with a ReLU after each hidden layer.')
-
-# %% ../nbs/08_exercises.ipynb #4f9e2829
-def _check_stack(fn):
-    g = torch.Generator().manual_seed(3)
-    ts = [torch.randint(0, 256, (28, 28), generator=g, dtype=torch.uint8) for _ in range(4)]
-    ref = torch.stack(ts).float()/255
-    out, err = _run(fn, ts)
-    if err: return err
-    if not isinstance(out, torch.Tensor): return Feedback(False, f'you returned a {type(out).__name__}: stack the list into one tensor with torch.stack')
-    if tuple(out.shape) == (4*28, 28): return Feedback(False, 'torch.cat joins the images along an axis they already have; torch.stack adds a new first axis, one entry per image')
-    if tuple(out.shape) != (4, 28, 28): return Feedback(False, f'for 4 images your tensor has shape {tuple(out.shape)}, expected (4, 28, 28)')
-    if not out.is_floating_point(): return Feedback(False, f'your tensor holds {out.dtype}: convert to floats with .float() before scaling')
-    if _close(out, ref*255): return Feedback(False, 'the pixels still go up to 255: divide by 255 so they lie between 0 and 1')
-    if _close(out, ref): return Feedback(True, 'one float tensor (4, 28, 28) with pixels between 0 and 1.')
-    return Feedback(False, 'the shape and type are right, but the values are not the pixels divided by 255')
-
-def _check_step(fn):
-    p = torch.tensor([3., 4.]).requires_grad_()
-    (p**2).sum().backward()
-    _, err = _run(fn, p, 0.1)
-    if err: return Feedback(False, err.message + (' (change params.data, or update inside torch.no_grad())' if 'leaf Variable' in err.message else ''))
-    got = p.detach()
-    for wrong, hint in [(torch.tensor([3., 4.]), 'the parameters did not change: subtract lr times the gradient from params.data'),
-                        (torch.tensor([3.6, 4.8]), 'you moved up the slope: subtract the gradient, do not add it'),
-                        (torch.tensor([-3., -4.]), 'use the learning rate: subtract lr * params.grad, not the whole gradient')]:
-        if _close(got, wrong): return Feedback(False, hint)
-    if not _close(got, torch.tensor([2.4, 3.2])): return Feedback(False, f'after one step from [3, 4] with lr 0.1 the parameters are {got.tolist()}, expected [2.4, 3.2]')
-    if p.grad is not None and p.grad.abs().sum() > 0: return Feedback(False, 'the step is right, but the gradient was not cleared: set params.grad = None (or zero it) so the next backward() starts fresh')
-    return Feedback(True, 'the step is right and the gradient is cleared.')
-
-def _check_optim(cls):
-    from mnist37.linear import calc_grad
-    from mnist37.optim import BasicOptim
-    g = torch.Generator().manual_seed(4)
-    x = torch.rand(24, 4, generator=g); y = (x[:, :1] > 0.5).float()
-    runs = {}
-    for name, make in [('yours', cls), ('ref', BasicOptim)]:
-        with torch.random.fork_rng(devices=[]):  # the same start for both, without touching the caller's random numbers
-            torch.manual_seed(0); model = nn.Linear(4, 1)
-        opt, err = _run(make, model.parameters(), 0.5)
-        if err: return Feedback(False, f'creating your optimizer with (model.parameters(), lr) failed: {err.message}')
-        for i in range(0, 24, 8):
-            calc_grad(x[i:i+8], y[i:i+8], model)
-            for method in ('step', 'zero_grad'):
-                if not callable(getattr(opt, method, None)): return Feedback(False, f'your optimizer has no {method}() method')
-                _, err = _run(getattr(opt, method))
-                if err: return err
-        runs[name] = [p.detach() for p in model.parameters()]
-    if all(_close(a, b) for a, b in zip(runs['yours'], runs['ref'])): return Feedback(True, 'three steps from the same start give the same parameters as the lesson.')
-    return Feedback(False, 'after three steps the parameters differ from plain SGD: keep list(params) (model.parameters() can be read only once), '
-                           'subtract lr * grad in step, and clear every gradient in zero_grad')
+def _check_momentum(fn, g):
+    p0, target, scale = torch.randn(4, generator=g), torch.randn(4, generator=g), torch.rand(4, generator=g) + 0.5
+    lr, mom = 0.02 + 0.08*torch.rand(1, generator=g).item(), 0.5 + 0.45*torch.rand(1, generator=g).item()
+    loss = lambda p: (scale*(p - target)**2).sum()
+    p, v, path = p0.clone().requires_grad_(), torch.zeros(4), []
+    for _ in range(4):
+        loss(p).backward()
+        v, err = _run(fn, p, v, lr, mom)
+        if err: return Feedback(False, err.message + (' (change params.data, or update inside torch.no_grad())' if 'leaf Variable' in err.message else ''))
+        if not isinstance(v, torch.Tensor) or v.shape != p.shape: return Feedback(False, f'your function returned {type(v).__name__}: return the new velocity, a tensor shaped like params')
+        path.append(p.detach().clone())
+    same = lambda kind: all(_close(a, b) for a, b in zip(path, _momentum_path(p0, loss, lr, mom, kind)))
+    if same('right'): return Feedback(True, f'four steps with lr={lr:.3f} and mom={mom:.2f} match SGD with momentum.')
+    for kind, hint in [('plain', 'those are plain SGD steps: the velocity must carry part of every earlier gradient (mom times the old velocity, plus the new gradient)'),
+                       ('damped', 'your velocity averages the gradients (mom*v + (1 - mom)*grad); here, as in torch.optim.SGD, the new gradient is added in full'),
+                       ('ascent', 'you moved up the slope: step against the velocity'),
+                       ('no_clear', 'the gradient was not cleared, so backward() added each new gradient to the old ones: set params.grad = None after the step')]:
+        if same(kind): return Feedback(False, hint)
+    if torch.equal(path[0], p0): return Feedback(False, 'the parameters did not change: move params.data by lr times the velocity')
+    return Feedback(False, 'the parameters differ from SGD with momentum after the first steps')
 
 # %% ../nbs/08_exercises.ipynb #39579ef5
 def _lr_limit(t):
@@ -207,16 +235,162 @@ def _check_lr(lr):
     if lr < 0.9*limit: return Feedback(False, f'lr={lr:g} does not diverge, but larger rates do not either: look for the largest, to within 10%')
     return Feedback(True, 'the largest stable rate to within 10%: a little above it, the zig-zag across the valley grows at every step.')
 
+# %% ../nbs/08_exercises.ipynb #a19f1d81
+def _number(x):
+    "A student's number as a float, or None."
+    if isinstance(x, torch.Tensor) and x.numel() == 1: x = x.item()
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x): return None
+    return float(x)
+
+def _check_value(answer, right, known, what):
+    "Compare a predicted number with the `right` one; name the mistake behind a `known` wrong one."
+    x = _number(answer)
+    if x is None: return Feedback(False, f'give your prediction as a number, such as 0.25, not {answer!r:.40}')
+    if abs(x - right) < 1e-3*max(1, abs(right)): return Feedback(True, f'{what}.')
+    for wrong, hint in known:
+        if abs(x - wrong) < 1e-3*max(1, abs(wrong)): return Feedback(False, hint)
+    return Feedback(False, f'not {x:g}: work it out image by image, then average')
+
+def _check_no_sigmoid(answer):
+    p, t = torch.tensor([-4., -12.]), torch.tensor([1., 0.])   # a 3 called a 7 with confidence, a 7 called a 7 with great confidence
+    raw = torch.where(t == 1, 1 - p, p)
+    known = [(torch.where(t == 1, 1 - p.sigmoid(), p.sigmoid()).mean().item(), 'that is the loss with the sigmoid; here the raw scores go straight into the loss'),
+             (raw.sum().item(), 'that is the sum; the loss is the mean over the batch'),
+             (raw.abs().mean().item(), 'nothing takes an absolute value: for a 7 the loss is the score itself, sign and all'),
+             (torch.where(t == 1, p, 1 - p).mean().item(), 'the cases are swapped: for a 3 (target 1) the loss is 1 - score, for a 7 it is the score')]
+    return _check_value(answer, raw.mean().item(), known, 'right, and below zero: the very confident 7 hides the wrong 3')
+
+def _check_grad_twice(answer):
+    return _check_value(answer, 2., [(1., 'backward() does not replace .grad, it adds the new gradient to what is there'),
+                                     (0., 'the gradients are not cleared by a second backward(): they add up')],
+                        'backward() adds into .grad, which is why the training loop zeroes the gradients after each step')
+
+# %% ../nbs/08_exercises.ipynb #ef20cc17
+class _SGDVariant:
+    "SGD with momentum and weight decay as torch.optim.SGD does it, or with one typical mistake (`kind`)."
+    def __init__(self, params, lr, mom, wd, kind): self.params, self.lr, self.mom, self.wd, self.kind, self.v = list(params), lr, mom, wd, kind, {}
+    def step(self):
+        with torch.no_grad():
+            for p in self.params:
+                d = p.grad if self.kind in ('no_wd', 'decoupled') else p.grad + self.wd*p
+                v = self.v.get(p, torch.zeros_like(p))
+                self.v[p] = v = d if self.kind == 'no_mom' else self.mom*v + d
+                p -= self.lr*v + (self.lr*self.wd*p if self.kind == 'decoupled' else 0)
+    def zero_grad(self):
+        if self.kind != 'no_zero':
+            for p in self.params: p.grad = None
+
+def _optim_path(make, x, y, steps=4):
+    "Train a seeded nn.Linear for `steps` steps with the optimizer `make(params)`; (path of parameters, None) or (None, Feedback)."
+    torch.manual_seed(0); model = nn.Linear(x.shape[1], 1)
+    opt, err = _run(make, model.parameters())
+    if err: return None, Feedback(False, f'creating your optimizer failed: {err.message}')
+    path = []
+    for _ in range(steps):
+        ((model(x) - y)**2).mean().backward()
+        for method in ('step', 'zero_grad'):
+            if not callable(getattr(opt, method, None)): return None, Feedback(False, f'your optimizer has no {method}() method')
+            _, err = _run(getattr(opt, method))
+            if err: return None, err
+        path.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    return path, None
+
+def _check_momentum_optim(cls, g):
+    x = torch.randn(16, 3, generator=g); y = x@torch.randn(3, 1, generator=g)
+    lr, mom, wd = [round(lo + (hi - lo)*torch.rand(1, generator=g).item(), 3) for lo, hi in ((0.05, 0.2), (0.5, 0.95), (0.05, 0.3))]
+    path, err = _optim_path(lambda ps: cls(ps, lr=lr, mom=mom, wd=wd), x, y)
+    if err: return err
+    ref, _ = _optim_path(lambda ps: torch.optim.SGD(ps, lr=lr, momentum=mom, weight_decay=wd), x, y)
+    same = lambda other: all(_close(a, b) for a, b in zip(path, other))
+    if same(ref): return Feedback(True, f'four steps with lr={lr}, mom={mom}, wd={wd} match torch.optim.SGD step by step.')
+    for kind, hint in [('no_wd', 'your steps ignore the weight decay: add wd times the parameter to its gradient'),
+                       ('no_mom', 'your steps have no momentum: keep one velocity per parameter and carry mom times it into the next step'),
+                       ('decoupled', 'you shrink the weights apart from the velocity; torch.optim.SGD adds wd * p to the gradient first, so the decay goes into the velocity too'),
+                       ('no_zero', 'the gradients were never cleared: zero_grad must clear every parameter\'s gradient')]:
+        if same(_optim_path(lambda ps: _SGDVariant(ps, lr, mom, wd, kind), x, y)[0]): return Feedback(False, hint)
+    if all(torch.equal(p, path[0]) for p in path[1:]):
+        return Feedback(False, 'the parameters stopped changing after the first step: keep list(params), since model.parameters() can be read only once')
+    return Feedback(False, 'your steps differ from torch.optim.SGD with momentum and weight decay')
+
+# %% ../nbs/08_exercises.ipynb #05d8c51e
+def _layers_in_order(net):
+    "The model's linear layers in the order the data meets them, found from their sizes (784 in, 1 out); None if they do not chain."
+    layers = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if len(layers) > 6: return None
+    for order in itertools.permutations(layers):
+        sizes = [28*28] + [m.out_features for m in order]
+        if all(m.in_features == n for m, n in zip(order, sizes)) and sizes[-1] == 1: return list(order)
+    return None
+
+def _net_variants(x, l1, l2, l3):
+    "What the three layers compute wired right, and wired with each typical mistake."
+    r = torch.relu
+    return {'right': l3(r(l2(r(l1(x))))), 'no_relu_2': l3(l2(r(l1(x)))), 'no_relu_1': l3(r(l2(l1(x)))), 'no_relu': l3(l2(l1(x))),
+            'relu_end': r(l3(r(l2(r(l1(x)))))), 'sigmoid_end': torch.sigmoid(l3(r(l2(r(l1(x))))))}
+
+def _check_net2(fn, g):
+    net, err = _run(fn)
+    if err: return err
+    if not isinstance(net, nn.Module): return Feedback(False, f'your function returned a {type(net).__name__}; return the model, e.g. nn.Sequential(...)')
+    dev = next(net.parameters(), torch.zeros(0)).device
+    x = torch.randn(16, 28*28, generator=g).to(dev)
+    out, err = _run(net, x)
+    if err: return Feedback(False, f'your model cannot take a batch of images (16, 784): {err.message}')
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (16, 1): return Feedback(False, f'for 16 images your model returns {tuple(getattr(out, "shape", ()))}: one score per image, shape (16, 1)')
+    layers = _layers_in_order(net)
+    if layers is None: return Feedback(False, 'your linear layers do not chain 784 -> 30 -> 30 -> 1')
+    if len(layers) != 3: return Feedback(False, f'your model has {len(layers)} linear layers; two hidden layers plus the output layer make 3')
+    if [l.out_features for l in layers[:2]] != [30, 30]: return Feedback(False, f'the hidden layers have {layers[0].out_features} and {layers[1].out_features} units; this exercise asks for 30 each')
+    net = copy.deepcopy(net); layers = _layers_in_order(net)   # a twin, shifted so that its scores have both signs:
+    with torch.no_grad():                                     # then a ReLU or a sigmoid at the end shows
+        layers[2].bias -= _net_variants(x, *layers)['right'].median()
+        ways = _net_variants(x, *layers)
+    out, err = _run(net, x)
+    if err: return err
+    if _close(out.detach(), ways['right'], atol=1e-4):
+        out.sum().backward()
+        if any(l.weight.grad is None for l in layers): return Feedback(False, 'the scores are right, but not every layer gets a gradient: avoid .detach() or torch.no_grad() in forward')
+        return Feedback(True, 'what it computes is 784 -> 30 -> 30 -> 1 with a ReLU after each hidden layer, and every layer gets a gradient.')
+    for kind, hint in [('no_relu', 'no ReLU acts anywhere (a ReLU that is created but never called does nothing): then all three layers add up to one linear layer'),
+                       ('no_relu_2', 'two linear layers follow each other with no ReLU between them, and two linear layers in a row are just one: put a ReLU after each hidden layer'),
+                       ('no_relu_1', 'two linear layers follow each other with no ReLU between them, and two linear layers in a row are just one: put a ReLU after each hidden layer'),
+                       ('relu_end', 'there is a ReLU after the last layer: scores must be able to go below zero for a 7, so end with the linear layer'),
+                       ('sigmoid_end', 'the scores go through a sigmoid at the end: mnist_loss applies the sigmoid itself, so the model must give raw scores')]:
+        if _close(out.detach(), ways[kind], atol=1e-4): return Feedback(False, hint)
+    return Feedback(False, 'your model computes something other than 784 -> 30 -> ReLU -> 30 -> ReLU -> 1 with its own layers')
+
+# %% ../nbs/08_exercises.ipynb #b4896a31
+def _check_stack(fn, g):
+    ts = [torch.randint(0, 256, (28, 28), generator=g, dtype=torch.uint8) for _ in range(2 + torch.randint(5, (1,), generator=g).item())]
+    ref, n = torch.stack(ts).float()/255, len(ts)
+    out, err = _run(fn, ts)
+    if err: return err
+    if not isinstance(out, torch.Tensor): return Feedback(False, f'you returned a {type(out).__name__}: stack the list into one tensor with torch.stack')
+    if tuple(out.shape) == (n*28, 28): return Feedback(False, 'torch.cat joins the images along an axis they already have; torch.stack adds a new first axis, one entry per image')
+    if tuple(out.shape) != (n, 28, 28): return Feedback(False, f'for {n} images your tensor has shape {tuple(out.shape)}, expected ({n}, 28, 28)')
+    if not out.is_floating_point(): return Feedback(False, f'your tensor holds {out.dtype}: convert to floats with .float() before scaling')
+    if _close(out, ref*255): return Feedback(False, 'the pixels still go up to 255: divide by 255 so they lie between 0 and 1')
+    if _close(out, ref): return Feedback(True, f'one float tensor ({n}, 28, 28) with pixels between 0 and 1.')
+    return Feedback(False, 'the shape and type are right, but the values are not the pixels divided by 255')
+
 # %% ../nbs/08_exercises.ipynb #59aecc6e
-EXERCISES = {'mnist_distance': _check_distance, 'rmse_distance': partial(_check_distance, kind='rmse'),
-             'mnist_loss': _check_loss, 'train_epoch': _check_epoch, 'simple_net2': _check_net2,
-             'stack_digits': _check_stack, 'sgd_step': _check_step, 'BasicOptim': _check_optim, 'largest_lr': _check_lr}
-NUMBER_EXERCISES = {'largest_lr'}  # answered with a number rather than a function
+EXERCISES = {'stack_shapes': partial(_check_shapes, questions=_STACK_QUESTIONS, env=_STACK_ENV),
+             'broadcast_shapes': partial(_check_shapes, questions=_BROADCAST_QUESTIONS, env=_BROADCAST_ENV),
+             'is_3_rmse': _check_is_3_rmse, 'numerical_grad': _check_numerical_grad, 'momentum_step': _check_momentum,
+             'largest_lr': _check_lr, 'no_sigmoid_loss': _check_no_sigmoid, 'grad_twice': _check_grad_twice,
+             'MomentumSGD': _check_momentum_optim, 'simple_net2': _check_net2, 'stack_digits': _check_stack}
+VALUE_EXERCISES = {'stack_shapes', 'broadcast_shapes', 'largest_lr', 'no_sigmoid_loss', 'grad_twice'}  # answered with a value, not a function
 
 def check(name, # the exercise: one of `EXERCISES`
-          fn): # your function (for the exercises in `NUMBER_EXERCISES`, your number)
-    "Run your `fn` for exercise `name` on ordinary and edge inputs and say, in words, whether it is right or what is wrong."
+          fn, # your function (for the exercises in `VALUE_EXERCISES`, your answer)
+          seed=None): # the seed of the inputs, to repeat a check (default: drawn from the clock)
+    "Run your `fn` for exercise `name` on freshly drawn inputs and say, in words, whether it is right or what is wrong."
     if name not in EXERCISES: raise ValueError(f'unknown exercise {name!r}; choose from {", ".join(EXERCISES)}')
-    if not callable(fn) and name not in NUMBER_EXERCISES:
-        return Feedback(False, f'pass your function itself (without calling it), e.g. check({name!r}, my_function)')
-    return EXERCISES[name](fn)
+    if name in VALUE_EXERCISES:
+        with _random_state_kept(): return EXERCISES[name](fn)
+    if not callable(fn): return Feedback(False, f'pass your function itself (without calling it), e.g. check({name!r}, my_function)')
+    seed = time.time_ns() % 2**31 if seed is None else seed
+    with _random_state_kept():
+        torch.manual_seed(seed)   # what your own code draws is repeatable too
+        fb = EXERCISES[name](fn, torch.Generator().manual_seed(seed))
+    return Feedback(fb.ok, f'{fb.message} [inputs drawn with seed {seed}: check({name!r}, ..., seed={seed}) repeats them]')

@@ -4,12 +4,13 @@
 
 # %% ../nbs/02_sgd.ipynb #a5d8c85d
 from __future__ import annotations
-import shutil
+import os, shutil, sys
 import matplotlib.pyplot as plt
 import torch
 
 # %% auto #0
-__all__ = ['STEPS', 'seven_steps', 'plot_function', 'sgd_step', 'quadratic', 'mse', 'apply_step']
+__all__ = ['STEPS', 'seven_steps', 'plot_function', 'sgd_step', 'descend', 'plot_descent', 'sliders', 'quadratic', 'mse',
+           'apply_step', 'plot_fit']
 
 # %% ../nbs/02_sgd.ipynb #c29b8396
 STEPS = ['init', 'predict', 'loss', 'gradient', 'step', 'stop']
@@ -56,6 +57,39 @@ def sgd_step(params, # a tensor with requires_grad, after loss.backward()
     params.data -= lr * params.grad
     params.grad = None
 
+# %% ../nbs/02_sgd.ipynb #792f3252
+def descend(x0, lr, steps=6):
+    "The values of x over `steps` SGD steps on x**2 from `x0`."
+    xs = [torch.tensor(float(x0))]
+    for _ in range(steps):
+        x = xs[-1].clone().requires_grad_(); (x**2).backward(); sgd_step(x, lr); xs.append(x.detach())
+    return torch.stack(xs)
+
+def plot_descent(lr, x0=1.5, steps=6, ax=None, title=None):
+    "Draw `steps` SGD steps on x**2 from `x0` at learning rate `lr` (one figure); return the values of x."
+    xs = descend(x0, lr, steps)
+    lim = min(xs.abs().max().item(), 1e3) + 0.5
+    ax = plot_function(lambda x: x**2, title or f'{steps} SGD steps on x**2, lr {lr:g}', xmin=-lim, xmax=lim, ax=ax, ylabel='x**2', color='lightgray')
+    ax.plot(xs, xs**2, 'o-', color='C1', ms=4); ax.annotate('start', (xs[0], xs[0]**2), fontsize=8)
+    return xs
+
+# %% ../nbs/02_sgd.ipynb #a22ccce7
+def _widget_frontend() -> bool:
+    "True in a live notebook that can draw widgets; False in nbdev_test, nbclient, a terminal (`MNIST37_WIDGETS=0/1` decides)."
+    if (flag := os.environ.get('MNIST37_WIDGETS')) in ('0', '1'): return flag == '1'
+    ip = sys.modules.get('IPython') and sys.modules['IPython'].get_ipython()
+    if type(ip).__name__ not in ('ZMQInteractiveShell', 'Shell'): return False   # Shell: Colab's
+    return 'google.colab' in sys.modules or 'JPY_SESSION_NAME' in os.environ or any(k.startswith('VSCODE') for k in os.environ)
+
+def sliders(fn, # draws one figure for given keyword values
+            values, # a dict: the values to start from, and the ones drawn when there are no sliders
+            **ranges): # name=(low, high, step) for each slider
+    "Sliders for `fn`'s arguments (ipywidgets `interact`) in a live notebook; elsewhere `fn(**values)`, drawn once."
+    if not _widget_frontend(): fn(**values); return
+    from ipywidgets import FloatSlider, interact
+    def draw(**kw): fn(**kw); plt.show()
+    interact(draw, **{k: FloatSlider(value=values[k], min=lo, max=hi, step=st, continuous_update=False) for k, (lo, hi, st) in ranges.items()})
+
 # %% ../nbs/02_sgd.ipynb #a02091d5
 def quadratic(t, params):
     "The quadratic a*t**2 + b*t + c with `params` = (a, b, c)."
@@ -72,3 +106,15 @@ def apply_step(params, t, targets, lr, model=quadratic):
     loss.backward()
     sgd_step(params, lr)
     return loss.item()
+
+# %% ../nbs/02_sgd.ipynb #0fd4bf06
+def plot_fit(a, b, c, # the quadratic's parameters
+             t, targets, # the measurements: times and speeds
+             ax=None):
+    "Draw the measurements and the quadratic a*t**2 + b*t + c with its mean squared error in the title (one figure); return that error."
+    err = mse(quadratic(t, (a, b, c)), targets).item()
+    ax = ax or plt.subplots(figsize=(4.5, 2.8))[1]
+    fine = torch.linspace(t.min().item(), t.max().item(), 100)
+    ax.scatter(t, targets, s=12, label='measured'); ax.plot(fine, quadratic(fine, (a, b, c)), color='C1', label='a t² + b t + c')
+    ax.set(xlabel='time', ylabel='speed', title=f'a={a:.2f}, b={b:.2f}, c={c:.1f}: MSE {err:.1f}'); ax.legend(fontsize=8)
+    return err

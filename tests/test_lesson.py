@@ -192,3 +192,52 @@ def test_load_weights_on_a_foreign_file_names_it(tmp_path, content, recwarn):
     with pytest.raises(ValueError, match=r'foreign\.pth') as e: load_weights(simple_net(), bad)
     assert 'save_weights' in str(e.value) and '\n' not in str(e.value)
     assert not [w for w in recwarn if 'pickle' in str(w.message)], [str(w.message) for w in recwarn]   # no torch warnings on top
+
+# ---- the sliders of 02 and the figures they draw
+def test_plot_fit_draws_one_figure_and_returns_its_mse():
+    import matplotlib.pyplot as plt
+    from mnist37.sgd import plot_fit, quadratic, mse
+    t = torch.arange(10.); y = 0.5*t**2 - 2*t + 3
+    fig, ax = plt.subplots()
+    assert plot_fit(0.5, -2., 3., t, y, ax=ax) == 0.
+    err = plot_fit(1., 0., 0., t, y, ax=ax)
+    assert err == pytest.approx(mse(quadratic(t, (1., 0., 0.)), y).item()) and f'MSE {err:.1f}' in ax.get_title()
+    assert len(ax.lines) == 2 and len(ax.collections) == 2
+    plt.close('all')
+
+def test_plot_descent_draws_the_steps_of_sgd_on_x_squared():
+    import matplotlib.pyplot as plt
+    from mnist37.sgd import plot_descent
+    fig, ax = plt.subplots()
+    xs = plot_descent(0.25, x0=2., steps=4, ax=ax)
+    assert torch.allclose(xs, 2*0.5**torch.arange(5.))
+    assert torch.allclose(torch.tensor(ax.lines[-1].get_xdata()), xs)
+    assert plot_descent(1.5, steps=30).abs().max() > 1e6   # diverging steps are drawn too, without error
+    plt.close('all')
+
+def test_sliders_draw_once_without_a_front_end_and_use_interact_with_one(monkeypatch):
+    import sys, types
+    from mnist37 import sgd
+    calls = []
+    monkeypatch.delenv('MNIST37_WIDGETS', raising=False)
+    sgd.sliders(lambda **kw: calls.append(kw), {'lr': 0.7}, lr=(0.01, 1.2, 0.01))
+    assert calls == [{'lr': 0.7}]   # here (pytest, no notebook) the figure is drawn once, for the given values
+    fake = types.SimpleNamespace(FloatSlider=lambda **kw: kw, interact=lambda fn, **kw: calls.append(('interact', kw)))
+    monkeypatch.setitem(sys.modules, 'ipywidgets', fake); monkeypatch.setenv('MNIST37_WIDGETS', '1')
+    sgd.sliders(lambda **kw: None, {'lr': 0.7}, lr=(0.01, 1.2, 0.01))
+    assert calls[-1][0] == 'interact' and calls[-1][1]['lr']['value'] == 0.7 and calls[-1][1]['lr']['max'] == 1.2
+    monkeypatch.setenv('MNIST37_WIDGETS', '0'); monkeypatch.setenv('JPY_SESSION_NAME', 'x.ipynb')
+    assert not sgd._widget_frontend()
+
+def test_the_widget_front_end_is_recognised_only_in_a_live_notebook(monkeypatch):
+    import os, IPython
+    from mnist37 import sgd
+    class ZMQInteractiveShell: pass
+    monkeypatch.delenv('MNIST37_WIDGETS', raising=False)
+    for k in [k for k in os.environ if k.startswith('VSCODE') or k == 'JPY_SESSION_NAME']: monkeypatch.delenv(k)
+    monkeypatch.setattr(IPython, 'get_ipython', lambda: ZMQInteractiveShell())
+    assert not sgd._widget_frontend()             # a kernel with no front end session: nbclient, nbconvert
+    monkeypatch.setenv('JPY_SESSION_NAME', '/home/me/02_sgd.ipynb')
+    assert sgd._widget_frontend()                 # a kernel started by Jupyter for a notebook
+    monkeypatch.setattr(IPython, 'get_ipython', lambda: None)
+    assert not sgd._widget_frontend()             # a terminal
