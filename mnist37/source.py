@@ -39,7 +39,9 @@ class Layout:
     url: str = ''  # the name of its address in fastai's `URLs`, for `untar_data`
     checksum: str = ''  # of its archive, for messages
     sha256: str = ''  # of its official archive, checked by `install_archive` when given
-    def max_bytes(self) -> int: return sum(self.counts.values())*AVG_PNG + len(self.files)*MAX_FILE
+    max_png: int = MAX_PNG  # the largest PNG file an archive may hold
+    max_file: int = MAX_FILE  # the largest other file
+    def max_bytes(self) -> int: return sum(self.counts.values())*min(AVG_PNG, self.max_png) + len(self.files)*self.max_file
 
 MNIST_SAMPLE = Layout('mnist_sample', 'MNIST_SAMPLE', EXPECTED, ('labels.csv',), 'MNIST_SAMPLE', f'sha256 {ARCHIVE_SHA256}', ARCHIVE_SHA256)
 FALLBACK = Layout(FALLBACK_NAME, 'the offline fallback', FALLBACK_COUNTS, ('labels.csv',))
@@ -177,7 +179,7 @@ def _members(tf: tarfile.TarFile, archive: Path, layout: Layout) -> list:
             if name not in folders: refuse(m, f'is not a folder of {layout.title}')
             continue
         if not (png and folder in layout.counts or name[len(top) + 1:] in layout.files): refuse(m, f'is not a file of {layout.title}')
-        if m.size > (MAX_PNG if png else MAX_FILE): refuse(m, f'is {m.size:,} bytes, more than the {MAX_PNG if png else MAX_FILE:,} allowed')
+        if m.size > (bound := layout.max_png if png else layout.max_file): refuse(m, f'is {m.size:,} bytes, more than the {bound:,} allowed')
         total += m.size
         if total > layout.max_bytes(): refuse(m, f'brings the total to more than the {layout.max_bytes():,} bytes {layout.title} can hold')
         if png:

@@ -4,11 +4,11 @@
 
 # %% ../nbs/08a_student.ipynb #a903ac72
 from __future__ import annotations
-import json
+import hashlib, json, os, shutil, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['BEGIN', 'END', 'STUB', 'student_copy', 'student_copies']
+__all__ = ['BEGIN', 'END', 'STUB', 'MANIFEST', 'student_copy', 'FolderNotOurs', 'student_copies']
 
 # %% ../nbs/08a_student.ipynb #8cc12236
 BEGIN, END = '### BEGIN SOLUTION', '### END SOLUTION'
@@ -41,8 +41,54 @@ def student_copy(nb_path, dest_dir) -> Path:
     tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n', encoding='utf-8'); tmp.replace(dest_dir/nb_path.name)
     return dest_dir/nb_path.name
 
-def student_copies(nbs='nbs', dest='student') -> list:
-    "Student versions of every lesson notebook in `nbs`, written to `dest`."
-    files = sorted(Path(nbs).glob('[0-9]*.ipynb'))
-    if not files: raise FileNotFoundError(f'no lesson notebooks (NN_name.ipynb) in {Path(nbs).resolve()}; run this from the repository root or pass --nbs')
-    return [student_copy(f, dest) for f in files]
+# %% ../nbs/08a_student.ipynb #c0ffee02
+MANIFEST = '.mnist37-student.json'  # in a folder of student copies: the name and sha256 of each file `student_copies` wrote
+_TMP = '.mnist37-student-tmp-'
+
+class FolderNotOurs(FileExistsError, ValueError):
+    "The output folder holds files `student_copies` did not write (or that changed since): pass `force=True` to write anyway."
+
+def _sha(fn: Path) -> str: return hashlib.sha256(fn.read_bytes()).hexdigest()
+
+def _manifest(folder: Path) -> dict:
+    try: d = json.loads((folder/MANIFEST).read_text(encoding='utf-8'))
+    except (OSError, ValueError): return {}
+    return d if isinstance(d, dict) else {}
+
+def _not_ours(folder: Path) -> list:
+    "Names in `folder` that `student_copies` did not write there, or that changed since it did."
+    wrote = _manifest(folder)
+    return sorted(p.name for p in folder.iterdir() if p.name != MANIFEST and not p.name.startswith(_TMP)
+                  and not (p.is_file() and not p.is_symlink() and wrote.get(p.name) == _sha(p)))
+
+def _check_out(nbs: Path, dest: Path, force: bool):
+    "Refuse `dest` if it is, holds or lies in the notebooks folder `nbs`, or holds files we did not write (unless `force`)."
+    src, out = nbs.resolve(), dest.resolve()
+    where = ('is the source notebooks folder' if out == src else 'holds the source notebooks folder' if out in src.parents
+             else 'is inside the source notebooks folder' if src in out.parents else '')
+    if where: raise ValueError(f'refusing to write student copies to {dest}: it {where} {src}; choose an --out folder outside it')
+    if out.exists() and not out.is_dir(): raise FileExistsError(f'{dest} exists and is not a folder; choose another --out folder')
+    theirs = _not_ours(out) if out.is_dir() and not force else []
+    if theirs:
+        more = f' and {len(theirs) - 3} more' if len(theirs) > 3 else ''
+        raise FolderNotOurs(f"{dest} holds files student copies did not write, or changed since ({', '.join(theirs[:3])}{more});"
+                            " choose an empty folder, or use --force (force=True) to replace the notebooks of the same names")
+
+def student_copies(nbs='nbs', dest='student', force=False) -> list:
+    "Student versions of every lesson notebook in `nbs`, written to `dest` all at once; never over the sources or anyone's files."
+    nbs, dest = Path(nbs), Path(dest)
+    files = sorted(nbs.glob('[0-9]*.ipynb'))
+    if not files: raise FileNotFoundError(f'no lesson notebooks (NN_name.ipynb) in {nbs.resolve()}; run this from the repository root or pass --nbs')
+    _check_out(nbs, dest, force)
+    out = dest.resolve(); exists = out.is_dir()
+    if not exists: out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=_TMP, dir=out if exists else out.parent))  # same disk as `out`: the moves are renames
+    try:
+        wrote = {student_copy(f, tmp).name: _sha(tmp/f.name) for f in files}
+        old = {k: v for k, v in _manifest(out).items() if k not in wrote and (out/k).is_file() and _sha(out/k) == v} if exists else {}
+        (tmp/MANIFEST).write_text(json.dumps({**old, **wrote}, indent=1) + '\n', encoding='utf-8')
+        if not exists: tmp.rename(out)
+        else:
+            for name in [*wrote, MANIFEST]: os.replace(tmp/name, out/name)
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    return [out/f.name for f in files]
