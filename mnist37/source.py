@@ -43,7 +43,8 @@ class Layout:
     max_file: int = MAX_FILE  # the largest other file
     def max_bytes(self) -> int: return sum(self.counts.values())*min(AVG_PNG, self.max_png) + len(self.files)*self.max_file
 
-MNIST_SAMPLE = Layout('mnist_sample', 'MNIST_SAMPLE', EXPECTED, ('labels.csv',), 'MNIST_SAMPLE', f'sha256 {ARCHIVE_SHA256}', ARCHIVE_SHA256)
+MNIST_SAMPLE = Layout('mnist_sample', 'MNIST_SAMPLE', EXPECTED, ('labels.csv',), 'MNIST_SAMPLE', f'sha256 {ARCHIVE_SHA256}',
+                      ARCHIVE_SHA256)
 FALLBACK = Layout(FALLBACK_NAME, 'the offline fallback', FALLBACK_COUNTS, ('labels.csv',))
 
 # %% ../nbs/00b_source.ipynb #1ba04e48
@@ -61,9 +62,10 @@ def _check_config(cfg: Path, writable=True):
     except ConfigError as e: why = [str(e).splitlines()[0]]
     if not why: return
     if writable and (not text.strip() or _config_text().startswith(text)):
-        tmp = cfg.with_name(f'.config.ini.{os.getpid()}.tmp'); tmp.write_text(_config_text(), encoding='utf8'); tmp.replace(cfg)
-        return
-    raise DataError(f"fastai's settings file {cfg} is broken (missing or unreadable: {', '.join(why)}); delete it (fastai writes a new one) and run again")
+        tmp = cfg.with_name(f'.config.ini.{os.getpid()}.tmp')
+        tmp.write_text(_config_text(), encoding='utf8'); tmp.replace(cfg); return
+    raise DataError(f"fastai's settings file {cfg} is broken (missing or unreadable: {', '.join(why)});"
+                    " delete it (fastai writes a new one) and run again")
 
 def data_root() -> Path:
     "The folder where fastai's `untar_data` extracts data sets (`$FASTAI_HOME/data`, by default `~/.fastai/data`)."
@@ -126,8 +128,9 @@ def _theirs(dest: Path, layout: Layout, new: Path | None = None) -> list:
         at = Path(top).relative_to(dest).as_posix()
         rel = lambda n: n if at == '.' else f'{at}/{n}'
         found += [rel(d) for d in dirs if rel(d) not in folders or os.path.islink(os.path.join(top, d))]
-        found += [rel(f) for f in files if os.path.islink(os.path.join(top, f)) or not (rel(f) in layout.files or f.endswith('.png') and at in layout.counts)
-                  or new is not None and not (new/rel(f)).is_file()]
+        for f in files:
+            ours = rel(f) in layout.files or f.endswith('.png') and at in layout.counts
+            if os.path.islink(os.path.join(top, f)) or not ours or new is not None and not (new/rel(f)).is_file(): found.append(rel(f))
     return sorted(found)
 
 def _refuse(dest: Path, theirs: list):
@@ -136,7 +139,7 @@ def _refuse(dest: Path, theirs: list):
 
 @contextmanager
 def _building(dest: Path, layout: Layout):
-    "Yield a path in a temporary folder beside `dest`; it becomes `dest` only if the block finishes and `dest` holds nothing of anyone else."
+    "A path in a temporary folder beside `dest`; it becomes `dest` if the block finishes and `dest` holds nothing of anyone else."
     if dest.is_symlink() or dest.exists() and not dest.is_dir(): _refuse(dest.parent, [dest.name])
     if dest.is_dir() and (theirs := _theirs(dest, layout)): _refuse(dest, theirs)
     for stale in dest.parent.glob(f'.{dest.name}.tmp-*'): shutil.rmtree(stale, ignore_errors=True)  # left by a killed run
@@ -168,10 +171,11 @@ def _members(tf: tarfile.TarFile, archive: Path, layout: Layout) -> list:
     def refuse(m, why): raise DataError(f"{archive}: its entry {m.name!r} {why}; refusing to extract it")
     for m in tf:
         parts = PurePosixPath(m.name).parts
-        if m.type not in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE) or m.name.startswith('/') or '..' in parts or parts[:1] != (top,):
+        plain = m.type in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE)
+        if not plain or m.name.startswith('/') or '..' in parts or parts[:1] != (top,):
             raise DataError(f"{archive} has entries outside {top}/ or links ({[m.name]}); refusing to extract it")
-        name, kind = '/'.join(parts), 'folder' if m.isdir() else 'file'
-        if seen.get(name, kind) != kind or kind == 'file' and name in folders: refuse(m, f'is a {kind} where {layout.title} has a {"file" if kind == "folder" else "folder"}')
+        name, kind, other = '/'.join(parts), *(('folder', 'file') if m.isdir() else ('file', 'folder'))
+        if seen.get(name, kind) != kind or kind == 'file' and name in folders: refuse(m, f'is a {kind} where {layout.title} has a {other}')
         if name in seen and kind == 'file': refuse(m, 'appears twice')
         seen[name] = kind
         folder, png = name.rpartition('/')[0][len(top) + 1:], name.endswith('.png')
@@ -181,20 +185,22 @@ def _members(tf: tarfile.TarFile, archive: Path, layout: Layout) -> list:
         if not (png and folder in layout.counts or name[len(top) + 1:] in layout.files): refuse(m, f'is not a file of {layout.title}')
         if m.size > (bound := layout.max_png if png else layout.max_file): refuse(m, f'is {m.size:,} bytes, more than the {bound:,} allowed')
         total += m.size
-        if total > layout.max_bytes(): refuse(m, f'brings the total to more than the {layout.max_bytes():,} bytes {layout.title} can hold')
+        if total > layout.max_bytes(): refuse(m, f'brings the total to more than the {layout.max_bytes():,} bytes {layout.title} holds')
         if png:
             n[folder] += 1
             if n[folder] > layout.counts[folder]: refuse(m, f'is one PNG more than the {layout.counts[folder]} of {folder}')
     missing = [f for f in layout.files if f'{top}/{f}' not in seen]
     if n != layout.counts or missing:
-        raise DataError(f"{archive} is not {layout.title}: it has {n} PNG files, expected {layout.counts}{''.join(f' and {f}' for f in layout.files)}")
+        also = ''.join(f' and {f}' for f in layout.files)
+        raise DataError(f"{archive} is not {layout.title}: it has {n} PNG files, expected {layout.counts}{also}")
     return tf.getmembers()
 
 def _extract(archive: Path, layout: Layout, out: Path):
     "Extract `archive` into `out`'s parent, after checking its entries, and check that it gave exactly `layout`."
     try:
         with tarfile.open(archive, 'r:gz') as tf:
-            tf.extractall(out.parent, members=_members(tf, archive, layout), **({'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}))
+            safe = {'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}  # Python's own checks too, where it has them
+            tf.extractall(out.parent, members=_members(tf, archive, layout), **safe)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise DataError(f"{archive} is not a readable gzip tarball ({e}); it may be truncated: copy it again ({layout.checksum})") from e
     if not is_complete(out, layout.counts, layout.files):
@@ -280,23 +286,24 @@ def _read_png(fn: Path) -> torch.Tensor:
                 raise DataError(f"{fn} is {im.size[0]}x{im.size[1]} in mode {im.mode}; MNIST digits are 28x28 grayscale (mode L): remove or replace it")
             return torch.from_numpy(np.array(im))
     except DataError: raise
-    except Exception as e:  # PIL raises many kinds (OSError, SyntaxError, ValueError, DecompressionBombError...): all name the file
+    except Exception as e:  # PIL raises many kinds (OSError, SyntaxError, ValueError, DecompressionBombError...)
         raise DataError(f"{fn} is not a readable PNG ({e}); it may be truncated or not an image: remove or replace it") from e
 
 def _png_files(folder: Path) -> list:
-    "(name, size, mtime_ns) of each PNG file in `folder`, sorted by name (the order of `ls().sorted()`): one directory scan."
+    "(name, size, mtime_ns) of each PNG file in `folder`, sorted by name (as `ls().sorted()`), from one directory scan."
     with os.scandir(folder) as it:
-        return sorted((e.name, (s := e.stat()).st_size, s.st_mtime_ns) for e in it if e.name.endswith('.png') and e.is_file())
+        pngs = [(e.name, e.stat()) for e in it if e.name.endswith('.png') and e.is_file()]
+    return sorted((name, st.st_size, st.st_mtime_ns) for name, st in pngs)
 
 def _cache_file(folder: Path, files: list) -> Path:
-    "Where the stacked pixels of `folder` are cached: the name hashes the folder and each file's name, size and change time."
+    "Where the stacked pixels of `folder` are cached: a hash of the folder and each file's name, size and change time."
     h = hashlib.sha1(f'{folder.resolve()}:{folder.stat().st_ino}'.encode())
     for name, size, mtime in files: h.update(f'/{name}:{size}:{mtime}'.encode())
     return data_root()/'mnist37_cache'/f'{h.hexdigest()}.pt'
 
 # %% ../nbs/00b_source.ipynb #78c17ddc
 def read_pngs(folder, cache=True) -> torch.Tensor:
-    "Every PNG digit in `folder`, sorted by file name, as one uint8 tensor (N, 28, 28), from the cache when no file changed."
+    "Every PNG digit in `folder`, sorted by file name, as one uint8 tensor (N, 28, 28); from the cache if no file changed."
     folder = Path(folder)
     files = _png_files(folder) if folder.is_dir() else []
     if not files: raise DataError(f"no PNG files in {folder}; expected a folder such as mnist_sample/train/3")

@@ -75,7 +75,7 @@ def _check_out(nbs: Path, dest: Path, force: bool):
                             " choose an empty folder, or use --force (force=True) to replace the notebooks of the same names")
 
 def student_copies(nbs='nbs', dest='student', force=False) -> list:
-    "Student versions of every lesson notebook in `nbs`, written to `dest` all at once; never over the sources or anyone's files."
+    "Student versions of every lesson notebook in `nbs`, written to `dest` all at once; never over the sources or others' files."
     nbs, dest = Path(nbs), Path(dest)
     files = sorted(nbs.glob('[0-9]*.ipynb'))
     if not files: raise FileNotFoundError(f'no lesson notebooks (NN_name.ipynb) in {nbs.resolve()}; run this from the repository root or pass --nbs')
@@ -85,7 +85,8 @@ def student_copies(nbs='nbs', dest='student', force=False) -> list:
     tmp = Path(tempfile.mkdtemp(prefix=_TMP, dir=out if exists else out.parent))  # same disk as `out`: the moves are renames
     try:
         wrote = {student_copy(f, tmp).name: _sha(tmp/f.name) for f in files}
-        old = {k: v for k, v in _manifest(out).items() if k not in wrote and (out/k).is_file() and _sha(out/k) == v} if exists else {}
+        old = _manifest(out) if exists else {}  # files it wrote before, other than these, still as it wrote them
+        old = {k: v for k, v in old.items() if k not in wrote and (out/k).is_file() and _sha(out/k) == v}
         (tmp/MANIFEST).write_text(json.dumps({**old, **wrote}, indent=1) + '\n', encoding='utf-8')
         if not exists: tmp.rename(out)
         else:
