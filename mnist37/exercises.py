@@ -88,7 +88,7 @@ def _check_shapes(answers, questions, env):
         if got is None: notes.append(f'{key}: write a shape as a tuple of numbers, such as (2, 3), or the word "error"')
         elif got != right: notes.append(f'{key} (`{line}`): ' + known.get(got, rule))
     if not notes: return Feedback(True, f'all {len(questions)} shapes predicted right.')
-    return Feedback(False, f'{len(questions) - len(notes)} of {len(questions)} right. ' + ' '.join(notes))
+    return Feedback(False, f'{len(questions) - len(notes)} of {len(questions)} right. ' + ' '.join(f'{n}.' for n in notes))
 
 _STACK_ENV = {'imgs': [torch.zeros(28, 28)]*6}
 _STACK_QUESTIONS = {
@@ -337,6 +337,8 @@ def _check_net2(fn, g):
     out, err = _run(net, x)
     if err: return Feedback(False, f'your model cannot take a batch of images (16, 784): {err.message}')
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (16, 1): return Feedback(False, f'for 16 images your model returns {tuple(getattr(out, "shape", ()))}: one score per image, shape (16, 1)')
+    if not any(isinstance(m, nn.Linear) for m in net.modules()):
+        return Feedback(False, 'the checker looks for your layers among nn.Linear modules, and your model has none: build its layers with nn.Linear')
     layers = _layers_in_order(net)
     if layers is None: return Feedback(False, 'your linear layers do not chain 784 -> 30 -> 30 -> 1')
     if len(layers) != 3: return Feedback(False, f'your model has {len(layers)} linear layers; two hidden layers plus the output layer make 3')

@@ -288,3 +288,11 @@ def test_student_copies_run_up_to_their_first_exercise(tmp_path, monkeypatch):
     assert {p.name for p in with_exercises} >= {'01_pixel_similarity.ipynb', '03_linear.ipynb', '05_neural_net.ipynb'}
     for p in with_exercises: assert _run_until_first_exercise(p)
 
+
+class RawParams(nn.Module):   # right maths, but no nn.Linear for the checker to find: said plainly
+    def __init__(self): super().__init__(); self.w = nn.Parameter(torch.randn(784, 1))
+    def forward(self, x): return x@self.w
+
+def test_a_net_without_linear_modules_is_told_what_the_checker_looks_for():
+    fb = check('simple_net2', RawParams, seed=0)
+    assert not fb.ok and 'nn.Linear modules' in fb.message, fb
