@@ -112,8 +112,8 @@ def cmd_data(args):
 def cmd_student(args):
     "Write student copies of the lesson notebooks (outputs cleared, solutions stubbed)."
     from mnist37.student import student_copies
-    try: paths = student_copies(args.nbs, args.out)
-    except (FileNotFoundError, ValueError) as e: sys.exit(f'mnist37: {e}')
+    try: paths = student_copies(args.nbs, args.out, force=args.force)
+    except (OSError, ValueError) as e: sys.exit(f'mnist37: {e}')
     print(f'Wrote {len(paths)} student notebooks to {args.out}')
     return paths
 
@@ -158,6 +158,7 @@ def parser():
     c = sub.add_parser('student', help='write student copies of the notebooks: outputs cleared, exercise solutions stubbed')
     c.add_argument('--nbs', default='nbs', help='folder of the lesson notebooks (default nbs)')
     c.add_argument('--out', default='student', help='folder to write them to (default student)')
+    c.add_argument('--force', action='store_true', help='also write into a folder that holds other files (replaces notebooks of the same names)')
     for s in (t, d): s.add_argument('--archive', help='a local copy of mnist_sample.tgz to install (or set MNIST37_ARCHIVE)')
     for s in (t, d): s.add_argument('--mnist-archive', help='a local copy of mnist_png.tgz, all ten digits (or set MNIST37_MNIST_ARCHIVE)')
     for s in (t, b): s.add_argument('--device', help='cpu, cuda or mps (default: the best available, or MNIST37_DEVICE)')

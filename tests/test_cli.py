@@ -98,3 +98,14 @@ def test_bench_writes_table_and_plot(env, tmp_path):
     assert 'fastai Learner, book loss / fast path' in md and "lesson's checked loss / fast path" in md
     assert 'PNG decode / tensor cache' in md and md.count('x |') >= 5
     assert (tmp_path/'b'/'bench.png').read_bytes()[:4] == b'\x89PNG'
+
+def test_student_refuses_the_sources_and_others_files_unless_forced(env, tmp_path):
+    nbs = os.path.join(os.path.dirname(__file__), '..', 'nbs')
+    r = cli('student', '--nbs', nbs, '--out', nbs, env=env)
+    assert r.returncode == 1 and 'refusing to write student copies' in r.stderr and 'Traceback' not in r.stderr
+    (tmp_path/'mine').mkdir(); (tmp_path/'mine'/'notes.txt').write_text('my notes')
+    r = cli('student', '--nbs', nbs, '--out', str(tmp_path/'mine'), env=env)
+    assert r.returncode == 1 and 'notes.txt' in r.stderr and '--force' in r.stderr
+    r = cli('student', '--nbs', nbs, '--out', str(tmp_path/'mine'), '--force', env=env)
+    assert r.returncode == 0 and (tmp_path/'mine'/'notes.txt').read_text() == 'my notes'  # kept, never deleted
+    assert len(list((tmp_path/'mine').glob('*.ipynb'))) >= 10
