@@ -361,26 +361,12 @@ def _check_net2(fn, g):
         if _close(out.detach(), ways[kind], atol=1e-4): return Feedback(False, hint)
     return Feedback(False, 'your model computes something other than 784 -> 30 -> ReLU -> 30 -> ReLU -> 1 with its own layers')
 
-# %% ../nbs/08_exercises.ipynb #b4896a31
-def _check_stack(fn, g):
-    ts = [torch.randint(0, 256, (28, 28), generator=g, dtype=torch.uint8) for _ in range(2 + torch.randint(5, (1,), generator=g).item())]
-    ref, n = torch.stack(ts).float()/255, len(ts)
-    out, err = _run(fn, ts)
-    if err: return err
-    if not isinstance(out, torch.Tensor): return Feedback(False, f'you returned a {type(out).__name__}: stack the list into one tensor with torch.stack')
-    if tuple(out.shape) == (n*28, 28): return Feedback(False, 'torch.cat joins the images along an axis they already have; torch.stack adds a new first axis, one entry per image')
-    if tuple(out.shape) != (n, 28, 28): return Feedback(False, f'for {n} images your tensor has shape {tuple(out.shape)}, expected ({n}, 28, 28)')
-    if not out.is_floating_point(): return Feedback(False, f'your tensor holds {out.dtype}: convert to floats with .float() before scaling')
-    if _close(out, ref*255): return Feedback(False, 'the pixels still go up to 255: divide by 255 so they lie between 0 and 1')
-    if _close(out, ref): return Feedback(True, f'one float tensor ({n}, 28, 28) with pixels between 0 and 1.')
-    return Feedback(False, 'the shape and type are right, but the values are not the pixels divided by 255')
-
 # %% ../nbs/08_exercises.ipynb #59aecc6e
 EXERCISES = {'stack_shapes': partial(_check_shapes, questions=_STACK_QUESTIONS, env=_STACK_ENV),
              'broadcast_shapes': partial(_check_shapes, questions=_BROADCAST_QUESTIONS, env=_BROADCAST_ENV),
              'is_3_rmse': _check_is_3_rmse, 'numerical_grad': _check_numerical_grad, 'momentum_step': _check_momentum,
              'largest_lr': _check_lr, 'no_sigmoid_loss': _check_no_sigmoid, 'grad_twice': _check_grad_twice,
-             'MomentumSGD': _check_momentum_optim, 'simple_net2': _check_net2, 'stack_digits': _check_stack}
+             'MomentumSGD': _check_momentum_optim, 'simple_net2': _check_net2}
 VALUE_EXERCISES = {'stack_shapes', 'broadcast_shapes', 'largest_lr', 'no_sigmoid_loss', 'grad_twice'}  # answered with a value, not a function
 
 def check(name, # the exercise: one of `EXERCISES`

@@ -46,12 +46,16 @@ def cells(nb): return json.loads(nb.read_text())['cells']
 
 def test_every_notebook_opens_with_colab_badge_and_install_cell():
     assert len(NBS) >= 9
+    colab_cells = set()
     for nb in NBS:
         cs = cells(nb)
         first_md = next(c for c in cs if c['cell_type'] == 'markdown')
         assert f'blob/main/nbs/{nb.name}' in ''.join(first_md['source']), nb.name
         code = [''.join(c['source']) for c in cs if c['cell_type'] == 'code' and not ''.join(c['source']).startswith('#| default_exp')]
         assert "'google.colab' in str(get_ipython())" in code[0], nb.name
+        colab_cells.add(code[0])
+    # one install cell, the same everywhere: it installs main, which CI has tested on Colab's stack (.ci/colab)
+    assert len(colab_cells) == 1 and 'mnist37.git@main' in colab_cells.pop()
 
 def test_every_notebook_says_its_device_and_data():
     for nb in NBS:
