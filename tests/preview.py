@@ -65,6 +65,8 @@ def build(out=ROOT/'artifacts'/'site', root=ROOT) -> list:
     pages = []
     for n in names:
         body, _ = exporter.from_notebook_node(nbs[n])
+        # links between notebooks point at their pages, as Quarto rewrites them
+        body = re.sub(r'href="([\w.-]+)\.ipynb(#[^"]*)?"', lambda m: f'href="{page(m[1] + ".ipynb")}{m[2] or ""}"', body)
         body = body.replace('<body', style + '<body', 1)
         body = re.sub(r'(<body[^>]*>)', r'\1' + nav.replace('\\', r'\\'), body, count=1)
         (out/page(n)).write_text(body, encoding='utf-8'); pages.append(out/page(n))
