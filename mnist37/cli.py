@@ -22,33 +22,18 @@ MODELS = {  # name: (what it is, default epochs, default lr, the lesson's figure
 LESSON = ['baseline', 'linear', 'optim', 'net']  # what `--model all` trains: the 3s and 7s of the lesson
 
 def _train(name, digits, epochs, lr, seed, device, progress=True):
-    "Train model `name` on `digits` and return its validation accuracy."
-    import torch
+    "Train model `name` on `digits` with its lesson's recipe and return its validation accuracy."
     from functools import partial
     from mnist37.baseline import baseline_accuracy, mean_digit
-    from mnist37.device import set_seed
-    from mnist37.fast import TensorLoader, fit
-    from mnist37.linear import init_params, linear1, to_xy, train_epoch, validate_epoch
-    from mnist37.net import simple_net
-    from mnist37.optim import BasicOptim, fit_epoch
+    from mnist37.fast import TensorLoader, train_net
+    from mnist37.linear import to_xy, train_linear
+    from mnist37.optim import train_optim
     d = [t.to(device) for t in digits]
     if name == 'baseline': return baseline_accuracy(d[2], d[3], mean_digit(d[0]), mean_digit(d[1]))[2]
-    set_seed(seed)
     (x, y), (vx, vy) = to_xy(d[0], d[1]), to_xy(d[2], d[3])
     train, valid = TensorLoader(x, y, shuffle=True, seed=seed), TensorLoader(vx, vy)
-    epochs_ = _progress(range(epochs), f'{name}', progress)
-    if name == 'linear':
-        w, b = (init_params(s).to(device).detach().requires_grad_() for s in ((28*28, 1), 1))
-        model = partial(linear1, weights=w, bias=b)
-        for _ in epochs_: train_epoch(model, train, lr, (w, b))
-        return validate_epoch(model, valid)
-    if name == 'optim':
-        model = torch.nn.Linear(28*28, 1).to(device)
-        opt = BasicOptim(model.parameters(), lr)
-        for _ in epochs_: fit_epoch(model, train, opt)
-        return validate_epoch(model, valid)
-    model = simple_net().to(device)
-    return [fit(model, train, valid, 1, lr) for _ in epochs_][-1][-1][1]
+    recipe = {'linear': train_linear, 'optim': train_optim, 'net': train_net}[name]
+    return recipe(train, valid, epochs, lr, seed=seed, device=device, progress=partial(_progress, name=name, show=progress))
 
 # %% ../nbs/09_cli.ipynb #3d1f9062
 def _progress(it, name, show):

@@ -13,7 +13,7 @@ from .linear import check_finite, to_xy
 from .net import simple_net
 
 # %% auto #0
-__all__ = ['sync', 'timeit', 'TensorLoader', 'accuracy', 'fit', 'learner_path']
+__all__ = ['sync', 'timeit', 'TensorLoader', 'accuracy', 'fit', 'learner_path', 'train_net']
 
 # %% ../nbs/07_speed.ipynb #c0220130
 def sync():
@@ -97,3 +97,13 @@ def learner_path(model, x, y, vx, vy, epochs, lr, bs=256, checked=True):
     learn = Learner(dls, model, opt_func=SGD, loss_func=loss, metrics=metric)
     with learn.no_logging(): learn.fit(epochs, lr)
     return float(learn.recorder.values[-1][2])
+
+# %% ../nbs/07_speed.ipynb #225277b7
+def train_net(train, valid, # `TensorLoader`s
+              epochs=40, lr=0.1, seed=42,
+              device=None, # default: where `valid` is
+              progress=None): # wraps `range(epochs)`, e.g. a progress bar
+    "A seeded `simple_net` trained with `fit`, one epoch at a time; returns the final validation accuracy."
+    set_seed(seed)
+    model = simple_net().to(device or valid.x.device)
+    return [fit(model, train, valid, 1, lr) for _ in (progress or iter)(range(epochs))][-1][-1][1]

@@ -5,11 +5,13 @@
 # %% ../nbs/03_linear.ipynb #90350dd1
 from __future__ import annotations
 import math
+from functools import partial
 import torch
+from .device import set_seed
 
 # %% auto #0
 __all__ = ['to_xy', 'init_params', 'linear1', 'sigmoid', 'mnist_loss', 'calc_grad', 'check_finite', 'train_epoch',
-           'batch_accuracy', 'validate_epoch']
+           'batch_accuracy', 'validate_epoch', 'train_linear']
 
 # %% ../nbs/03_linear.ipynb #ffc06a8a
 def to_xy(threes, sevens):
@@ -95,3 +97,17 @@ def validate_epoch(model, dl):
     with torch.no_grad():
         accs = [batch_accuracy(model(xb), yb) for xb, yb in dl]
     return round(torch.stack(accs).mean().item(), 4)
+
+# %% ../nbs/03_linear.ipynb #7a2d8b73
+def train_linear(train, # batches of (images, targets) to learn from
+                 valid, # batches to measure the accuracy on
+                 epochs=20, lr=1., seed=42,
+                 device=None, # where the parameters live (default: where `valid`'s first batch is)
+                 progress=None): # wraps `range(epochs)`, e.g. a progress bar
+    "The lesson's linear model from scratch, trained with `train_epoch`; returns the validation accuracy."
+    device = device or next(iter(valid))[0].device
+    set_seed(seed)
+    w, b = (init_params(s).to(device).detach().requires_grad_() for s in ((28*28, 1), 1))
+    model = partial(linear1, weights=w, bias=b)
+    for _ in (progress or iter)(range(epochs)): train_epoch(model, train, lr, (w, b))
+    return validate_epoch(model, valid)

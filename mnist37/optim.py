@@ -5,10 +5,12 @@
 # %% ../nbs/04_optimizer.ipynb #73ff90ca
 from __future__ import annotations
 import torch
+from torch import nn
+from .device import set_seed
 from .linear import calc_grad, check_finite, validate_epoch
 
 # %% auto #0
-__all__ = ['BasicOptim', 'fit_epoch', 'train_model', 'make_dls']
+__all__ = ['BasicOptim', 'fit_epoch', 'train_model', 'train_optim', 'make_dls']
 
 # %% ../nbs/04_optimizer.ipynb #89349d6b
 class BasicOptim:
@@ -39,6 +41,18 @@ def fit_epoch(model, dl, opt):
 def train_model(model, epochs, dl, valid_dl, opt):
     "Train `model` for `epochs` with `opt`; returns the validation accuracy after each epoch."
     return [(fit_epoch(model, dl, opt), validate_epoch(model, valid_dl))[1] for _ in range(epochs)]
+
+# %% ../nbs/04_optimizer.ipynb #4d531eaa
+def train_optim(train, valid, epochs=10, lr=1., seed=42,
+                device=None, # default: where `valid`'s first batch is
+                progress=None): # wraps `range(epochs)`, e.g. a progress bar
+    "A seeded `nn.Linear(784, 1)` trained with `BasicOptim` and `fit_epoch`; returns the validation accuracy."
+    device = device or next(iter(valid))[0].device
+    set_seed(seed)
+    model = nn.Linear(28*28, 1).to(device)
+    opt = BasicOptim(model.parameters(), lr)
+    for _ in (progress or iter)(range(epochs)): fit_epoch(model, train, opt)
+    return validate_epoch(model, valid)
 
 # %% ../nbs/04_optimizer.ipynb #e9521526
 def make_dls(dset, valid_dset, bs=256, device=None):
