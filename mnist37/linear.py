@@ -22,9 +22,10 @@ def to_xy(threes, sevens):
 
 # %% ../nbs/03_linear.ipynb #e5a7cf1c
 def init_params(size, # shape of the tensor
-                std=1.0): # scale of the random values
-    "Random normal parameters of shape `size`, ready to receive gradients."
-    return (torch.randn(size)*std).requires_grad_()
+                std=1.0, # scale of the random values
+                device=None): # where the tensor lives (default: the CPU)
+    "Random normal parameters of shape `size` on `device`, ready to receive gradients."
+    return (torch.randn(size)*std).to(device).requires_grad_()
 
 # %% ../nbs/03_linear.ipynb #91f75579
 def linear1(xb, # a batch of images as rows (N, 784)
@@ -107,7 +108,7 @@ def train_linear(train, # batches of (images, targets) to learn from
     "The lesson's linear model from scratch, trained with `train_epoch`; returns the validation accuracy."
     device = device or next(iter(valid))[0].device
     set_seed(seed)
-    w, b = (init_params(s).to(device).detach().requires_grad_() for s in ((28*28, 1), 1))
+    w, b = init_params((28*28, 1), device=device), init_params(1, device=device)
     model = partial(linear1, weights=w, bias=b)
     for _ in (progress or iter)(range(epochs)): train_epoch(model, train, lr, (w, b))
     return validate_epoch(model, valid)
