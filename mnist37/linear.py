@@ -7,10 +7,11 @@ from __future__ import annotations
 import math
 from functools import partial
 import torch
+from .data import load_sample
 from .device import set_seed
 
 # %% auto #0
-__all__ = ['to_xy', 'init_params', 'linear1', 'sigmoid', 'mnist_loss', 'calc_grad', 'check_finite', 'train_epoch',
+__all__ = ['to_xy', 'lesson_xy', 'init_params', 'linear1', 'sigmoid', 'mnist_loss', 'calc_grad', 'check_finite', 'train_epoch',
            'batch_accuracy', 'validate_epoch', 'train_linear']
 
 # %% ../nbs/03_linear.ipynb #ffc06a8a
@@ -19,6 +20,13 @@ def to_xy(threes, sevens):
     x = torch.cat([threes, sevens]).view(-1, 28*28)
     y = torch.cat([torch.ones(len(threes)), torch.zeros(len(sevens))]).unsqueeze(1).to(x.device)
     return x, y
+
+# %% ../nbs/03_linear.ipynb #f841e9f6
+def lesson_xy(path, # the MNIST_SAMPLE folder, e.g. `mnist_sample()`
+              device=None): # where the tensors go (default: the CPU)
+    "`train_x, train_y, valid_x, valid_y` of the lesson: `to_xy` of `load_sample(path)`, on `device`."
+    d = load_sample(path)
+    return [t.to(device) for t in (*to_xy(d[0], d[1]), *to_xy(d[2], d[3]))]
 
 # %% ../nbs/03_linear.ipynb #e5a7cf1c
 def init_params(size, # shape of the tensor
