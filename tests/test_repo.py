@@ -49,8 +49,10 @@ def test_every_notebook_opens_with_colab_badge_and_install_cell():
     colab_cells = set()
     for nb in NBS:
         cs = cells(nb)
-        first_md = next(c for c in cs if c['cell_type'] == 'markdown')
-        assert f'blob/main/nbs/{nb.name}' in ''.join(first_md['source']), nb.name
+        title, second = [''.join(c['source']) for c in cs if c['cell_type'] == 'markdown'][:2]
+        # nbdev makes the first markdown cell the page's front matter and drops anything after its "> description"
+        assert re.fullmatch(r'# [^\n]+\n\n> [^\n]+', title), (nb.name, title[:200])
+        assert f'blob/main/nbs/{nb.name}' in second, nb.name
         code = [''.join(c['source']) for c in cs if c['cell_type'] == 'code' and not ''.join(c['source']).startswith('#| default_exp')]
         assert "'google.colab' in str(get_ipython())" in code[0], nb.name
         colab_cells.add(code[0])
