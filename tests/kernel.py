@@ -19,6 +19,7 @@ def notebooks(folder=NBS):
 def data_env(data: str, home: str|None = None) -> dict:
     "The environment for a kernel on `data`: 'fallback' (offline, empty fastai home) or 'full' (as the caller has it)."
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYDEVD_DISABLE_FILE_VALIDATION': '1'}
+    env.pop('MNIST37_ALLOW_REPACKED', None)  # set by tests/conftest.py for its synthetic archives: not what a person has
     if data == 'fallback':
         env.update(FASTAI_HOME=home or tempfile.mkdtemp(prefix='mnist37-fallback-'), MNIST37_OFFLINE='1')
         env.pop('MNIST37_ARCHIVE', None)
