@@ -4,7 +4,7 @@
 
 # %% ../nbs/07a_bench.ipynb #eb5737e2
 from __future__ import annotations
-import os, sys, time
+import os, sys, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -104,7 +104,9 @@ def profile_fit(x, y, vx, vy, epochs=2, lr=0.1, top=8):
     model, train, valid = simple_net().to(x.device), TensorLoader(x, y), TensorLoader(vx, vy)
     fit(model, train, valid, 1, lr)  # warm-up
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if x.device.type == 'cuda' else [])
-    with _quiet_stderr(), profile(activities=activities) as prof: fit(model, train, valid, epochs, lr); sync()
+    with _quiet_stderr(), warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='.*Profiler clears events')  # torch 2.11 (Colab's) warns about its own default
+        with profile(activities=activities) as prof: fit(model, train, valid, epochs, lr); sync()
     ops = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in ops)
     share = sum(e.self_cpu_time_total for e in ops if e.key in ('aten::mm', 'aten::addmm')) / total
