@@ -98,11 +98,12 @@ def _quiet_stderr():
     try: yield
     finally: os.dup2(saved, 2); os.close(saved)
 
-def profile_fit(x, y, vx, vy, epochs=2, lr=0.1, top=8):
-    "Profile `epochs` of `fit` on the device of `x`; return (the profiler's table of the `top` operations, the matrix products' share)."
+def profile_fit(x, y, vx, vy, epochs=None, lr=0.1, top=8):
+    "Profile `epochs` of `fit` (default: enough for 200 batches) on the device of `x`; return (the profiler's table of the `top` operations, the matrix products' share, the operations' names by self time)."
     from torch.profiler import ProfilerActivity, profile
     model, train, valid = simple_net().to(x.device), TensorLoader(x, y), TensorLoader(vx, vy)
     fit(model, train, valid, 1, lr)  # warm-up
+    epochs = epochs or -(-200 // len(train))  # a short run is at the mercy of a single pause of the machine
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if x.device.type == 'cuda' else [])
     with _quiet_stderr(), warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='.*Profiler clears events')  # torch 2.11 (Colab's) warns about its own default
@@ -110,4 +111,5 @@ def profile_fit(x, y, vx, vy, epochs=2, lr=0.1, top=8):
     ops = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in ops)
     share = sum(e.self_cpu_time_total for e in ops if e.key in ('aten::mm', 'aten::addmm')) / total
-    return ops.table(sort_by='self_cpu_time_total', row_limit=top), share
+    ranked = [e.key for e in sorted(ops, key=lambda e: -e.self_cpu_time_total)]
+    return ops.table(sort_by='self_cpu_time_total', row_limit=top), share, ranked

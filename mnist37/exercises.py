@@ -131,6 +131,7 @@ _BROADCAST_QUESTIONS = {
 def _verdicts(x, m3, m7, dist): return dist(x, m3) < dist(x, m7)
 def _l1(x, m): return (x - m).abs().mean((-1, -2))
 def _rmse(x, m): return ((x - m)**2).mean((-1, -2)).sqrt()
+def _signed(x, m): return (x - m).mean((-1, -2)).abs()
 
 def _rmse_problem(g):
     "Two ideals and a stack on which the RMSE and L1 verdicts differ for some images, and both digits occur."
@@ -140,7 +141,8 @@ def _rmse_problem(g):
         spots = (torch.rand(12, 28, 28, generator=g) < 0.05).float()*torch.randn(12, 28, 28, generator=g)
         x = (w*m3 + (1 - w)*m7 + spots*2 + torch.randn(12, 28, 28, generator=g)*0.1).clamp(0, 1)
         ref, l1 = _verdicts(x, m3, m7, _rmse), _verdicts(x, m3, m7, _l1)
-        if (ref != l1).any() and 0 < ref.sum() < 12: return x, m3, m7, ref
+        signed = _verdicts(x, m3, m7, _signed)   # every recognised mistake must show on these inputs
+        if (ref != l1).any() and (ref != signed).any() and (l1 != signed).any() and 0 < ref.sum() < 12: return x, m3, m7, ref
 
 def _check_is_3_rmse(fn, g):
     x, m3, m7, ref = _rmse_problem(g)
@@ -159,7 +161,7 @@ def _check_is_3_rmse(fn, g):
         return Feedback(True, 'the RMSE verdicts, on a stack and on a single image.')
     for wrong, hint in [(_verdicts(x, m3, m7, _l1), 'those are the verdicts of the mean absolute difference; this classifier measures with the root mean squared error'),
                         (~ref, 'the verdicts are the wrong way round: True should mean "closer to the ideal 3"'),
-                        (_verdicts(x, m3, m7, lambda a, b: (a - b).mean((-1, -2)).abs()), 'positive and negative differences cancel: square each difference before averaging')]:
+                        (_verdicts(x, m3, m7, _signed), 'positive and negative differences cancel: square each difference before averaging')]:
         if torch.equal(out, wrong): return Feedback(False, hint)
     return Feedback(False, f'{(out != ref).sum().item()} of 12 verdicts differ from the RMSE classifier')
 

@@ -129,6 +129,12 @@ def test_function_feedback(name, fn, ok, words, seed):
     assert repr(fb).startswith('Correct!' if ok else 'Not yet:')
     assert 'inputs drawn with seed' in fb.message and (seed is None or f'seed={seed})' in fb.message)
 
+@pytest.mark.parametrize('name,fn,ok,words', FN_CASES, ids=[f'{c[0]}-{i}' for i, c in enumerate(FN_CASES)])
+def test_function_feedback_on_many_draws(name, fn, ok, words):
+    "A student's check draws fresh inputs each time: the verdict and the named mistake must not depend on the draw."
+    wrong = [seed for seed in range(100, 200) if not ((fb := check(name, fn, seed=seed)).ok == ok and words in fb.message)]
+    assert not wrong, f'{name}: another verdict with seeds {wrong[:5]}'
+
 # ---- values: predictions
 STACK_RIGHT = {'a': (6, 28, 28), 'b': (168, 28), 'c': (6, 28), 'd': (28, 28)}
 BROADCAST_RIGHT = {'a': (10, 28, 28), 'b': (10,), 'c': (3, 3)}
