@@ -21,7 +21,8 @@ def _check_images(x, name='images'):
         raise TypeError(f"{name} holds integers ({x.dtype}): pixels must be scaled to 0..1 first, e.g. x.float()/255")
     top = x.max().item() if x.numel() else 0.
     if top > 1:
-        warnings.warn(f"{name} has values up to {top:g}: were the pixels divided by 255? Distances will not match the lesson's.")
+        warnings.warn(f"{name} has values up to {top:g}: were the pixels divided by 255? "
+                      "Distances will not match the lesson's.")
     return x
 
 def mean_digit(stack):
@@ -50,7 +51,9 @@ def _pair(a, b):
     "Check two image tensors and that their shapes broadcast together."
     _check_images(a, 'a'); _check_images(b, 'b')
     try: torch.broadcast_shapes(a.shape, b.shape)
-    except RuntimeError: raise ValueError(f"shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast; compare one image or a stack with one image") from None
+    except RuntimeError:
+        raise ValueError(f"shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast; "
+                         "compare one image or a stack with one image") from None
 
 def mnist_distance(a, b):
     "Mean absolute difference over the last two axes: one number per image of a stack."

@@ -11,7 +11,7 @@ import torch
 from .data import load_sample, mnist_sample
 from .device import get_device, set_seed
 from .fast import TensorLoader, fit, learner_path, sync, timeit
-from .linear import to_xy
+from .linear import lesson_xy
 from .net import simple_net
 
 # %% auto #0
@@ -23,8 +23,10 @@ def floor_rate(device, n=2048):
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     return n**3 / timeit(lambda: a @ b)
 
-def epoch_macs(n_train, n_valid, n_hidden=30):
-    "Multiply-adds of one epoch of the 784-`n_hidden`-1 net: forward and weight gradients for training, forward for validation."
+def epoch_macs(n_train, # training images: forward pass and weight gradients
+               n_valid, # validation images: forward pass only
+               n_hidden=30):
+    "Multiply-adds of one epoch of the 784-`n_hidden`-1 net."
     forward = 28*28*n_hidden + n_hidden
     return n_train*(2*forward + n_hidden) + n_valid*forward
 
@@ -49,12 +51,13 @@ def _timed_epochs(train, device, x, y, vx, vy, start, epochs, lr):
     return (time.perf_counter() - t0)/epochs, acc
 
 # %% ../nbs/07a_bench.ipynb #5fcb9f9b
-def bench(path=None, epochs=40, lr=0.1, device=None, out=None):
-    "Measure the speed ratios in one process; print a markdown table, and write it (bench.md) and a plot (bench.png) to `out`."
+def bench(path=None, epochs=40, lr=0.1, device=None,
+          out=None): # a folder to write the table (bench.md) and a plot (bench.png) to
+    "Measure the speed ratios in one process; print them as a markdown table."
     path, device = Path(path or mnist_sample()), device or get_device()
     t_decode = timeit(lambda: load_sample(path, cache=False), repeat=1, warmup=0)
     load_sample(path); t_cache = timeit(lambda: load_sample(path))
-    d = load_sample(path); (x, y), (vx, vy) = to_xy(d.train3, d.train7), to_xy(d.valid3, d.valid7)
+    x, y, vx, vy = lesson_xy(path)
     set_seed(42); start = simple_net().state_dict()
     (t_book, acc_book), (t_learn, acc_learn), (t_fast, acc_fast) = (
         _timed_epochs(way, device, x, y, vx, vy, start, epochs, lr) for way in ('learner-book', 'learner', 'fit'))
@@ -67,9 +70,10 @@ def bench(path=None, epochs=40, lr=0.1, device=None, out=None):
     if torch.cuda.is_available() and device.type != 'cuda':
         rows.append(('per epoch: CPU fast path / CUDA fast path', t_fast,
                      _timed_epochs('fit', torch.device('cuda'), x, y, vx, vy, start, epochs, lr)[0]))
-    table = '\n'.join([f'Device {device}, {epochs} epochs at lr {lr}, {len(x)} training images. Final validation accuracy: '
-                       f'Learner with the book loss {acc_book:.4f}, with the checked loss {acc_learn:.4f}, fast path {acc_fast:.4f}.', '',
-                       '| comparison | first (ms) | second (ms) | ratio |', '|---|---|---|---|'] +
+    head = (f'Device {device}, {epochs} epochs at lr {lr}, {len(x)} training images. Final validation accuracy: '
+            f'Learner with the book loss {acc_book:.4f}, with the checked loss {acc_learn:.4f}, '
+            f'fast path {acc_fast:.4f}.')
+    table = '\n'.join([head, '', '| comparison | first (ms) | second (ms) | ratio |', '|---|---|---|---|'] +
                       [f'| {name} | {a*1000:.1f} | {b*1000:.1f} | {a/b:.1f}x |' for name, a, b in rows])
     print(table)
     if out: _write(Path(out), table, rows)
@@ -84,29 +88,36 @@ def _write(out: Path, table: str, rows: list):
     (out/'bench.md').write_text(table + '\n')
     fig, ax = plt.subplots(figsize=(7, 1 + 0.5*len(rows)))
     names = [n.split(': ')[1] for n, _, _ in rows]
-    ax.barh(names, [a*1000 for _, a, _ in rows], label='first named'); ax.barh(names, [b*1000 for _, _, b in rows], label='second named')
+    ax.barh(names, [a*1000 for _, a, _ in rows], label='first named')
+    ax.barh(names, [b*1000 for _, _, b in rows], label='second named')
     for i, (_, a, b) in enumerate(rows): ax.text(a*1000*1.15, i, f'{a/b:.1f}x', va='center', fontsize=8)
-    ax.set_xscale('log'); ax.set_xlim(right=max(a for _, a, _ in rows)*1000*4); ax.set_xlabel('ms (log scale)'); ax.set_title('Each comparison: the first named path against the second', fontsize=9); ax.legend(fontsize=7); fig.tight_layout()
+    ax.set_xscale('log'); ax.set_xlim(right=max(a for _, a, _ in rows)*1000*4); ax.set_xlabel('ms (log scale)')
+    ax.set_title('Each comparison: the first named path against the second', fontsize=9); ax.legend(fontsize=7)
+    fig.tight_layout()
     fig.savefig(out/'bench.png', dpi=80); plt.close(fig)
 
 # %% ../nbs/07a_bench.ipynb #68001885
 @contextmanager
 def _quiet_stderr():
-    "Send what C++ libraries print on stderr to nowhere for a while (the profiler's library logs its start and stop there)."
+    "Silence what C++ libraries print on stderr for a while (the profiler's library logs its start and stop there)."
     sys.stderr.flush(); saved = os.dup(2)
     with open(os.devnull, 'w') as null: os.dup2(null.fileno(), 2)
     try: yield
     finally: os.dup2(saved, 2); os.close(saved)
 
-def profile_fit(x, y, vx, vy, epochs=None, lr=0.1, top=8):
-    "Profile `epochs` of `fit` (default: enough for 200 batches) on the device of `x`; return (the profiler's table of the `top` operations, the matrix products' share, the operations' names by self time)."
+def profile_fit(x, y, vx, vy, # training and validation data, on the device to profile
+                epochs=None, # epochs of `fit` to profile (default: enough for 200 batches)
+                lr=0.1,
+                top=8): # how many operations the table shows
+    "Profile `fit`; return the profiler's table, the matrix products' share of the time, the operations by self time."
     from torch.profiler import ProfilerActivity, profile
     model, train, valid = simple_net().to(x.device), TensorLoader(x, y), TensorLoader(vx, vy)
     fit(model, train, valid, 1, lr)  # warm-up
     epochs = epochs or -(-200 // len(train))  # a short run is at the mercy of a single pause of the machine
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if x.device.type == 'cuda' else [])
     with _quiet_stderr(), warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='.*Profiler clears events')  # torch 2.11 (Colab's) warns about its own default
+        # torch 2.11 (Colab's) warns about its own default
+        warnings.filterwarnings('ignore', message='.*Profiler clears events')
         with profile(activities=activities) as prof: fit(model, train, valid, epochs, lr); sync()
     ops = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in ops)

@@ -53,12 +53,15 @@ def _check_pair(predictions, targets):
     for name, t in (('predictions', predictions), ('targets', targets)):
         if not isinstance(t, torch.Tensor): raise TypeError(f"{name} must be a torch tensor, got {type(t).__name__}")
     if predictions.shape != targets.shape:
-        raise ValueError(f"predictions {tuple(predictions.shape)} and targets {tuple(targets.shape)} differ in shape; "
-                         f"make targets a column with targets.unsqueeze(1)" if targets.ndim == 1 else "; they must match")
+        fix = "make targets a column with targets.unsqueeze(1)" if targets.ndim == 1 else "they must match"
+        raise ValueError(f"predictions {tuple(predictions.shape)} and targets {tuple(targets.shape)} "
+                         f"differ in shape; {fix}")
     if predictions.numel() == 0: raise ValueError("empty batch: predictions and targets hold no values")
     if not torch.isfinite(predictions).all():
-        raise ValueError("predictions contain NaN or infinity; if this happened while training, the learning rate is probably too large: try a smaller one")
-    if not ((targets == 0) | (targets == 1)).all(): raise ValueError(f"targets must be 0 (a 7) or 1 (a 3), got values such as {targets.unique()[:5].tolist()}")
+        raise ValueError("predictions contain NaN or infinity; if this happened while training, "
+                         "the learning rate is probably too large: try a smaller one")
+    if not ((targets == 0) | (targets == 1)).all():
+        raise ValueError(f"targets must be 0 (a 7) or 1 (a 3), got values such as {targets.unique()[:5].tolist()}")
 
 def mnist_loss(predictions, targets):
     "Mean distance of the sigmoid of each prediction from its 0/1 target."
@@ -77,7 +80,8 @@ def calc_grad(xb, yb, model):
 def check_finite(loss, lr):
     "Stop training with advice when the loss is NaN or infinite (usually a learning rate that is too large)."
     value = loss.item() if isinstance(loss, torch.Tensor) else float(loss)
-    if not math.isfinite(value): raise FloatingPointError(f"the loss became {value} at lr={lr}; try a smaller learning rate")
+    if not math.isfinite(value):
+        raise FloatingPointError(f"the loss became {value} at lr={lr}; try a smaller learning rate")
 
 def train_epoch(model, # a function from a batch of images to scores
                 dl, # batches of (images, targets)
