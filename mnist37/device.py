@@ -27,7 +27,8 @@ def pick_device(cuda: bool, # is CUDA available?
     if colon and not number.isdigit():
         raise ValueError(f"device {force!r}: after ':' comes a device number, as in 'cuda:0'; or leave it out")
     if kind == 'cuda' and not cuda or kind == 'mps' and not mps:
-        raise ValueError(f"device {force!r} was asked for, but this machine has no {kind.upper()}; use 'cpu', or name no device to get the best one here")
+        raise ValueError(f"device {force!r} was asked for, but this machine has no {kind.upper()}; "
+                         "use 'cpu', or name no device to get the best one here")
     if colon and kind != 'cuda' and int(number) != 0:
         raise ValueError(f"device {force!r} does not exist: there is only one {kind} device, '{kind}' (or '{kind}:0')")
     if colon and kind == 'cuda' and n_cuda is not None and int(number) >= n_cuda:

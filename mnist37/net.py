@@ -16,7 +16,9 @@ __all__ = ['init_net_params', 'simple_net_by_hand', 'simple_net', 'save_weights'
 # %% ../nbs/05_neural_net.ipynb #3a2ccacd
 def init_net_params(n_hidden=30, std=1.0):
     "Random `w1, b1, w2, b2` for a 784 -> `n_hidden` -> 1 network."
-    return init_params((28*28, n_hidden), std), init_params(n_hidden, std), init_params((n_hidden, 1), std), init_params(1, std)
+    w1, b1 = init_params((28*28, n_hidden), std), init_params(n_hidden, std)
+    w2, b2 = init_params((n_hidden, 1), std), init_params(1, std)
+    return w1, b1, w2, b2
 
 def simple_net_by_hand(xb, w1, b1, w2, b2):
     "Linear layer, ReLU, linear layer: one score per row of `xb`."
@@ -27,7 +29,8 @@ def simple_net_by_hand(xb, w1, b1, w2, b2):
 # %% ../nbs/05_neural_net.ipynb #8f72fc11
 def simple_net(n_hidden=30):
     "The lesson's two-layer net: `nn.Linear(784, n_hidden)`, ReLU, `nn.Linear(n_hidden, 1)`."
-    if not isinstance(n_hidden, int) or n_hidden < 1: raise ValueError(f"n_hidden must be a whole number >= 1, got {n_hidden!r}")
+    if not isinstance(n_hidden, int) or n_hidden < 1:
+        raise ValueError(f"n_hidden must be a whole number >= 1, got {n_hidden!r}")
     return nn.Sequential(nn.Linear(28*28, n_hidden), nn.ReLU(), nn.Linear(n_hidden, 1))
 
 # %% ../nbs/05_neural_net.ipynb #ed051fe9
@@ -46,17 +49,24 @@ def _first_line(e):
 def load_weights(model, fname):
     "Load weights saved by `save_weights` into `model`, reading tensors only (`weights_only=True`)."
     fname = Path(fname)
-    if not fname.is_file(): raise FileNotFoundError(f"no weights file {fname}; save one with save_weights(model, fname)")
+    if not fname.is_file():
+        raise FileNotFoundError(f"no weights file {fname}; save one with save_weights(model, fname)")
     again = 'make it again with save_weights(model, fname)'
     if fname.stat().st_size == 0: raise ValueError(f"{fname} is empty (0 bytes), not weights: {again}")
     if not zipfile.is_zipfile(fname):
-        raise ValueError(f"{fname} is not a weights file made by save_weights (not a torch zip archive; cut short?): {again}")
+        raise ValueError(f"{fname} is not a weights file made by save_weights "
+                         f"(not a torch zip archive; cut short?): {again}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore'); state = torch.load(fname, map_location='cpu', weights_only=True)
-    except Exception as e: raise ValueError(f"{fname} is not a weights file made by save_weights (it was not read: {_first_line(e)}): {again}") from None
-    if not isinstance(state, dict): raise ValueError(f"{fname} holds a {type(state).__name__}, not the dict of tensors save_weights writes: {again}")
+    except Exception as e:
+        raise ValueError(f"{fname} is not a weights file made by save_weights "
+                         f"(it was not read: {_first_line(e)}): {again}") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{fname} holds a {type(state).__name__}, "
+                         f"not the dict of tensors save_weights writes: {again}")
     try: model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as e:
-        raise ValueError(f"{fname} holds weights for a different model ({_first_line(e)}): load it into the model that was saved") from None
+        raise ValueError(f"{fname} holds weights for a different model ({_first_line(e)}): "
+                         "load it into the model that was saved") from None
     return model

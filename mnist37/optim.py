@@ -29,7 +29,7 @@ class BasicOptim:
 
 # %% ../nbs/04_optimizer.ipynb #d467e53f
 def fit_epoch(model, dl, opt):
-    "One epoch: for each batch of `dl`, gradients of `mnist_loss`, `opt.step()`, `opt.zero_grad()`; returns the mean loss."
+    "One epoch: for each batch, gradients of `mnist_loss`, `opt.step()`, `opt.zero_grad()`; returns the mean loss."
     losses = []
     for xb, yb in dl:
         loss = calc_grad(xb, yb, model)
@@ -55,8 +55,9 @@ def train_optim(train, valid, epochs=10, lr=1., seed=42,
     return validate_epoch(model, valid)
 
 # %% ../nbs/04_optimizer.ipynb #e9521526
-def make_dls(dset, valid_dset, bs=256, device=None):
-    "fastai `DataLoaders` over two datasets of (x, y), shuffling the training one, on `device` (default: `get_device()`)."
+def make_dls(dset, valid_dset, bs=256,
+             device=None): # default: `get_device()`
+    "fastai `DataLoaders` over two datasets of (x, y), shuffling the training one, on `device`."
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader
     from mnist37.device import get_device
