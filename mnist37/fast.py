@@ -23,7 +23,7 @@ def sync():
     if mps is not None and mps.is_available(): torch.mps.synchronize()
 
 def timeit(f, repeat=3, warmup=1):
-    "The fastest of `repeat` runs of `f()`, in seconds, after `warmup` untimed runs (waiting for the GPU where there is one)."
+    "The fastest of `repeat` runs of `f()`, in seconds, after `warmup` untimed runs (with `sync` around each run)."
     for _ in range(warmup): f()
     best = math.inf
     for _ in range(repeat):
@@ -38,7 +38,8 @@ class TensorLoader:
                  y, # 0/1 targets as a column (N, 1)
                  bs=256, shuffle=False, seed=None, device=None):
         if len(x) != len(y) or y.ndim != 2 or y.shape[1] != 1:
-            raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)}: need one target per row, as a column (N, 1); use y.unsqueeze(1)")
+            raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)}: need one target per row, "
+                             "as a column (N, 1); use y.unsqueeze(1)")
         if not ((y == 0) | (y == 1)).all(): raise ValueError("targets must be 0 (a 7) or 1 (a 3)")
         if not isinstance(bs, int) or bs < 1: raise ValueError(f"bs must be a whole number >= 1, got {bs!r}")
         self.x, self.y, self.bs, self.shuffle = x.to(device or x.device), y.to(device or x.device), bs, shuffle
@@ -51,7 +52,8 @@ class TensorLoader:
             return
         idx = torch.randperm(n, generator=self.gen).to(self.x.device)
         for i in range(0, n, bs): j = idx[i:i+bs]; yield self.x[j], self.y[j]
-    def __repr__(self): return f'TensorLoader({len(self.x)} items, bs={self.bs}, shuffle={self.shuffle}, device={self.x.device})'
+    def __repr__(self):
+        return f'TensorLoader({len(self.x)} items, bs={self.bs}, shuffle={self.shuffle}, device={self.x.device})'
 
 # %% ../nbs/07_speed.ipynb #cb9d7a73
 def accuracy(model, loader):
@@ -86,14 +88,15 @@ def _book_accuracy(predictions, targets):
     return ((predictions.sigmoid() > 0.5) == targets).float().mean()
 
 def learner_path(model, x, y, vx, vy, epochs, lr, bs=256, checked=True):
-    "Train as the lesson does (a list of pairs, fastai `DataLoaders` and `Learner`, unshuffled); return the final validation accuracy."
+    "Train with fastai's `Learner` as the lesson does (a list of pairs, unshuffled); return the final accuracy."
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader
     from fastai.learner import Learner
     from fastai.optimizer import SGD
     from mnist37.linear import batch_accuracy, mnist_loss
     loss, metric = (mnist_loss, batch_accuracy) if checked else (_book_loss, _book_accuracy)
-    dls = DataLoaders(DataLoader(list(zip(x, y)), batch_size=bs), DataLoader(list(zip(vx, vy)), batch_size=bs), device=x.device)
+    train, valid = DataLoader(list(zip(x, y)), batch_size=bs), DataLoader(list(zip(vx, vy)), batch_size=bs)
+    dls = DataLoaders(train, valid, device=x.device)
     learn = Learner(dls, model, opt_func=SGD, loss_func=loss, metrics=metric)
     with learn.no_logging(): learn.fit(epochs, lr)
     return float(learn.recorder.values[-1][2])

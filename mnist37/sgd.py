@@ -32,7 +32,8 @@ def seven_steps():
     fig, ax = plt.subplots(figsize=(9, 1.8)); ax.axis('off'); ax.set_xlim(-.5, 5.5); ax.set_ylim(-1, 1)
     for i, s in enumerate(STEPS): ax.text(i, 0, s, ha='center', va='center', bbox=dict(boxstyle='round', fc='#e8eefc'))
     for i in range(len(STEPS) - 1): ax.annotate('', (i + .6, 0), (i + .4, 0), arrowprops=dict(arrowstyle='->'))
-    ax.annotate('repeat', (1, .3), (4, .3), ha='center', va='bottom', arrowprops=dict(arrowstyle='->', connectionstyle='arc3,rad=.3'))
+    ax.annotate('repeat', (1, .3), (4, .3), ha='center', va='bottom',
+                arrowprops=dict(arrowstyle='->', connectionstyle='arc3,rad=.3'))
     return fig
 
 # %% ../nbs/02_sgd.ipynb #aa1ed010
@@ -53,7 +54,8 @@ def plot_function(f, # a function of one tensor
 def sgd_step(params, # a tensor with requires_grad, after loss.backward()
              lr): # the learning rate
     "Move `params` against their gradient by `lr` times it, then clear the gradient."
-    if params.grad is None: raise ValueError("params has no gradient yet: compute the loss and call loss.backward() first")
+    if params.grad is None:
+        raise ValueError("params has no gradient yet: compute the loss and call loss.backward() first")
     params.data -= lr * params.grad
     params.grad = None
 
@@ -69,17 +71,20 @@ def plot_descent(lr, x0=1.5, steps=6, ax=None, title=None):
     "Draw `steps` SGD steps on x**2 from `x0` at learning rate `lr` (one figure); return the values of x."
     xs = descend(x0, lr, steps)
     lim = min(xs.abs().max().item(), 1e3) + 0.5
-    ax = plot_function(lambda x: x**2, title or f'{steps} SGD steps on x**2, lr {lr:g}', xmin=-lim, xmax=lim, ax=ax, ylabel='x**2', color='lightgray')
+    title = title or f'{steps} SGD steps on x**2, lr {lr:g}'
+    ax = plot_function(lambda x: x**2, title, xmin=-lim, xmax=lim, ax=ax, ylabel='x**2', color='lightgray')
     ax.plot(xs, xs**2, 'o-', color='C1', ms=4); ax.annotate('start', (xs[0], xs[0]**2), fontsize=8)
     return xs
 
 # %% ../nbs/02_sgd.ipynb #a22ccce7
 def _widget_frontend() -> bool:
-    "True in a live notebook that can draw widgets; False in nbdev_test, nbclient, a terminal (`MNIST37_WIDGETS=0/1` decides)."
+    "True in a live notebook that can draw widgets; False in nbdev_test, nbclient, a terminal."
+    # MNIST37_WIDGETS=0 or 1 decides, when it is set
     if (flag := os.environ.get('MNIST37_WIDGETS')) in ('0', '1'): return flag == '1'
     ip = sys.modules.get('IPython') and sys.modules['IPython'].get_ipython()
     if type(ip).__name__ not in ('ZMQInteractiveShell', 'Shell'): return False   # Shell: Colab's
-    return 'google.colab' in sys.modules or 'JPY_SESSION_NAME' in os.environ or any(k.startswith('VSCODE') for k in os.environ)
+    vscode = any(k.startswith('VSCODE') for k in os.environ)
+    return 'google.colab' in sys.modules or 'JPY_SESSION_NAME' in os.environ or vscode
 
 def sliders(fn, # draws one figure for given keyword values
             values, # a dict: the values to start from, and the ones drawn when there are no sliders
@@ -88,7 +93,8 @@ def sliders(fn, # draws one figure for given keyword values
     if not _widget_frontend(): fn(**values); return
     from ipywidgets import FloatSlider, interact
     def draw(**kw): fn(**kw); plt.show()
-    interact(draw, **{k: FloatSlider(value=values[k], min=lo, max=hi, step=st, continuous_update=False) for k, (lo, hi, st) in ranges.items()})
+    interact(draw, **{k: FloatSlider(value=values[k], min=lo, max=hi, step=st, continuous_update=False)
+                      for k, (lo, hi, st) in ranges.items()})
 
 # %% ../nbs/02_sgd.ipynb #a02091d5
 def quadratic(t, params):
@@ -111,10 +117,12 @@ def apply_step(params, t, targets, lr, model=quadratic):
 def plot_fit(a, b, c, # the quadratic's parameters
              t, targets, # the measurements: times and speeds
              ax=None):
-    "Draw the measurements and the quadratic a*t**2 + b*t + c with its mean squared error in the title (one figure); return that error."
+    "One figure: the measurements and the quadratic a*t**2 + b*t + c, its mean squared error in the title; returns it."
     err = mse(quadratic(t, (a, b, c)), targets).item()
     ax = ax or plt.subplots(figsize=(4.5, 2.8))[1]
     fine = torch.linspace(t.min().item(), t.max().item(), 100)
-    ax.scatter(t, targets, s=12, label='measured'); ax.plot(fine, quadratic(fine, (a, b, c)), color='C1', label='a t² + b t + c')
-    ax.set(xlabel='time', ylabel='speed', title=f'a={a:.2f}, b={b:.2f}, c={c:.1f}: MSE {err:.1f}'); ax.legend(fontsize=8)
+    ax.scatter(t, targets, s=12, label='measured')
+    ax.plot(fine, quadratic(fine, (a, b, c)), color='C1', label='a t² + b t + c')
+    ax.set(xlabel='time', ylabel='speed', title=f'a={a:.2f}, b={b:.2f}, c={c:.1f}: MSE {err:.1f}')
+    ax.legend(fontsize=8)
     return err

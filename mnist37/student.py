@@ -38,15 +38,17 @@ def student_copy(nb_path, dest_dir) -> Path:
         cell['outputs'], cell['execution_count'] = [], None
     dest_dir.mkdir(parents=True, exist_ok=True)
     tmp = dest_dir/f'.{nb_path.name}.tmp'
-    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n', encoding='utf-8'); tmp.replace(dest_dir/nb_path.name)
+    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n', encoding='utf-8')
+    tmp.replace(dest_dir/nb_path.name)
     return dest_dir/nb_path.name
 
 # %% ../nbs/08a_student.ipynb #c0ffee02
-MANIFEST = '.mnist37-student.json'  # in a folder of student copies: the name and sha256 of each file `student_copies` wrote
+# in a folder of student copies: the name and sha256 of each file `student_copies` wrote
+MANIFEST = '.mnist37-student.json'
 _TMP = '.mnist37-student-tmp-'
 
 class FolderNotOurs(FileExistsError, ValueError):
-    "The output folder holds files `student_copies` did not write (or that changed since): pass `force=True` to write anyway."
+    "The output folder holds files `student_copies` did not write, or that changed since: `force=True` writes anyway."
 
 def _sha(fn: Path) -> str: return hashlib.sha256(fn.read_bytes()).hexdigest()
 
@@ -62,27 +64,35 @@ def _not_ours(folder: Path) -> list:
                   and not (p.is_file() and not p.is_symlink() and wrote.get(p.name) == _sha(p)))
 
 def _check_out(nbs: Path, dest: Path, force: bool):
-    "Refuse `dest` if it is, holds or lies in the notebooks folder `nbs`, or holds files we did not write (unless `force`)."
+    "Refuse `dest` if it is, holds or lies in the notebooks folder, or holds files we did not write (unless `force`)."
     src, out = nbs.resolve(), dest.resolve()
-    where = ('is the source notebooks folder' if out == src else 'holds the source notebooks folder' if out in src.parents
+    where = ('is the source notebooks folder' if out == src
+             else 'holds the source notebooks folder' if out in src.parents
              else 'is inside the source notebooks folder' if src in out.parents else '')
-    if where: raise ValueError(f'refusing to write student copies to {dest}: it {where} {src}; choose an --out folder outside it')
-    if out.exists() and not out.is_dir(): raise FileExistsError(f'{dest} exists and is not a folder; choose another --out folder')
+    if where:
+        raise ValueError(f'refusing to write student copies to {dest}: it {where} {src}; '
+                         'choose an --out folder outside it')
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f'{dest} exists and is not a folder; choose another --out folder')
     theirs = _not_ours(out) if out.is_dir() and not force else []
     if theirs:
         more = f' and {len(theirs) - 3} more' if len(theirs) > 3 else ''
-        raise FolderNotOurs(f"{dest} holds files student copies did not write, or changed since ({', '.join(theirs[:3])}{more});"
-                            " choose an empty folder, or use --force (force=True) to replace the notebooks of the same names")
+        raise FolderNotOurs(f"{dest} holds files student copies did not write, or changed since "
+                            f"({', '.join(theirs[:3])}{more}); choose an empty folder, "
+                            "or use --force (force=True) to replace the notebooks of the same names")
 
 def student_copies(nbs='nbs', dest='student', force=False) -> list:
-    "Student versions of every lesson notebook in `nbs`, written to `dest` all at once; never over the sources or others' files."
+    "Write student versions of every lesson notebook in `nbs` to `dest` at once; never over sources or others' files."
     nbs, dest = Path(nbs), Path(dest)
     files = sorted(nbs.glob('[0-9]*.ipynb'))
-    if not files: raise FileNotFoundError(f'no lesson notebooks (NN_name.ipynb) in {nbs.resolve()}; run this from the repository root or pass --nbs')
+    if not files:
+        raise FileNotFoundError(f'no lesson notebooks (NN_name.ipynb) in {nbs.resolve()}; '
+                                'run this from the repository root or pass --nbs')
     _check_out(nbs, dest, force)
     out = dest.resolve(); exists = out.is_dir()
     if not exists: out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=_TMP, dir=out if exists else out.parent))  # same disk as `out`: the moves are renames
+    # on the same disk as `out`: the moves are renames
+    tmp = Path(tempfile.mkdtemp(prefix=_TMP, dir=out if exists else out.parent))
     try:
         wrote = {student_copy(f, tmp).name: _sha(tmp/f.name) for f in files}
         old = _manifest(out) if exists else {}  # files it wrote before, other than these, still as it wrote them
