@@ -1,7 +1,8 @@
 "Our Learner: its loader, hooks and errors, and the fit exercise's feedback on right and typical wrong answers."
 import pytest, torch
 from torch import nn
-from mnist37.learner import Batches, Learner, Loaders, check_fit
+from mnist37.learner import Batches, Learner, Loaders
+from mnist37.learner_checks import check_fit
 from mnist37.linear import batch_accuracy, mnist_loss
 
 def make_fit(zero=True, eval_mode=True, train_mode=True, no_grad=True, per_item=True, step=True):
