@@ -4,7 +4,9 @@ from pathlib import Path
 import nbformat, numpy as np, pytest, torch
 import torch.nn.functional as F
 from torch import nn
-import mnist37.exercises as ex
+import mnist37.feedback as feedback
+from mnist37.checks_pixels import _rmse_problem
+from mnist37.checks_sgd import _lr_limit
 from mnist37.exercises import check
 from mnist37.student import BEGIN, END, STUB, student_copies
 
@@ -191,7 +193,7 @@ def test_check_refuses_unknown_exercise_and_called_function():
 # ---- issue 11, section 4: behaviour on fresh inputs, a time limit, the random state kept
 def test_inputs_are_drawn_afresh_and_the_seed_repeats_them():
     "An answer that only memorised the verdicts for one draw passes that draw and no other; the reported seed repeats a check."
-    x, m3, m7, ref = ex._rmse_problem(torch.Generator().manual_seed(0))
+    x, m3, m7, ref = _rmse_problem(torch.Generator().manual_seed(0))
     memorised = lambda x_, a, b: ref.clone() if x_.ndim == 3 else ref[0].clone()
     assert check('is_3_rmse', memorised, seed=0).ok
     assert not check('is_3_rmse', memorised, seed=1).ok and not check('is_3_rmse', memorised).ok
@@ -203,7 +205,7 @@ def never_returns(*args):
     while True: pass
 
 def test_a_function_that_never_returns_is_stopped(monkeypatch):
-    monkeypatch.setattr(ex, 'TIME_LIMIT', 0.5)
+    monkeypatch.setattr(feedback, 'TIME_LIMIT', 0.5)
     start = time.perf_counter()
     fb = check('numerical_grad', never_returns)
     assert not fb.ok and 'did not return within 0.5 seconds' in fb.message, fb
@@ -214,7 +216,7 @@ def test_a_function_that_never_returns_is_stopped(monkeypatch):
     assert check('numerical_grad', ngrad()).ok   # and the checker works as before afterwards
 
 def test_the_time_limit_is_a_few_seconds():
-    assert 1 <= ex.TIME_LIMIT <= 10
+    assert 1 <= feedback.TIME_LIMIT <= 10
 
 def reseeds(x, a, b):
     torch.manual_seed(0); random.seed(0); np.random.seed(0); torch.rand(10); random.random(); np.random.rand()
@@ -249,7 +251,7 @@ def test_largest_lr_limit_is_where_sgd_starts_to_diverge():
     def final_loss(lr):
         p = torch.tensor([0.3, 0.1, 0.2]).requires_grad_()
         return [apply_step(p, t, speed, lr) for _ in range(1000)][-1]
-    limit = ex._lr_limit(t)
+    limit = _lr_limit(t)
     assert final_loss(0.98*limit) < 10 and final_loss(1.02*limit) > 1e6
 
 # ---- student copies
