@@ -48,7 +48,7 @@ def _train(name, digits, epochs, lr, seed, device, progress=True):
 def cmd_train(args):
     "Train the chosen models on `args.device`; print a table (or JSON) of accuracies beside the lesson's figures."
     device, ten = args.device, args.model.startswith('digits')  # ten: all ten digits, not the lesson's 3s and 7s
-    if ten: from mnist37.digits import find_mnist as find, load_mnist as load
+    if ten: from mnist37.digits_data import find_mnist as find, load_mnist as load
     else:
         from mnist37.data import load_sample as load
         from mnist37.source import find_mnist_sample as find
@@ -82,7 +82,7 @@ def _table(rows):
 def cmd_data(args):
     "Find or install both data sets (the lesson's 3s and 7s, and all ten digits); say what was found."
     from mnist37.source import count_pngs, find_mnist_sample
-    from mnist37.digits import find_mnist
+    from mnist37.digits_data import find_mnist
     sample, ten = find_mnist_sample(args.archive), find_mnist(args.mnist_archive)
     print(f'3s and 7s (the lesson): {sample}')
     print('  ' + ', '.join(f'{k}: {v}' for k, v in count_pngs(sample.path).items()))
