@@ -146,11 +146,11 @@ def parser():
     c.add_argument('--out', default='student', help='folder to write them to (default student)')
     c.add_argument('--force', action='store_true',
                    help='also write into a folder that holds other files (replaces notebooks of the same names)')
-    for parsers, flag, help in [
+    for parsers, flag, text in [
             ((t, d), '--archive', 'a local copy of mnist_sample.tgz to install (or set MNIST37_ARCHIVE)'),
             ((t, d), '--mnist-archive', 'a local copy of mnist_png.tgz, all ten digits (or set MNIST37_MNIST_ARCHIVE)'),
             ((t, b), '--device', 'cpu, cuda or mps (default: the best available, or MNIST37_DEVICE)')]:
-        for s in parsers: s.add_argument(flag, help=help)
+        for s in parsers: s.add_argument(flag, help=text)
     return p
 
 def _unwritable(folder):
