@@ -28,18 +28,23 @@ def png_bytes(img) -> bytes:
 def add_bytes(tf, name, data):
     info = tarfile.TarInfo(name); info.size = len(data); tf.addfile(info, io.BytesIO(data))
 
-def make_archive(dest: Path, counts=EXPECTED, extra=()):
-    "A gzip tarball in MNIST_SAMPLE's layout, `counts` random noise PNGs per folder (no MNIST image)."
-    rng = np.random.default_rng(0)
+def make_tarball(dest: Path, top: str, counts: dict, labels=True, seed=0, extra=()):
+    "A gzip tarball: `counts` noise PNGs per folder under `top/` (no MNIST image), labels.csv if `labels`, `extra`."
+    rng = np.random.default_rng(seed)
     pngs = [png_bytes(rng.integers(0, 256, (28, 28), dtype=np.uint8)) for _ in range(16)]
     with tarfile.open(dest, 'w:gz', compresslevel=1) as tf:
         rows = ['name,label']
         for folder, n in counts.items():
             for i in range(n):
-                add_bytes(tf, f'mnist_sample/{folder}/{i}.png', pngs[i % 16]); rows.append(f'{folder}/{i}.png,{int(folder.endswith("7"))}')
-        add_bytes(tf, 'mnist_sample/labels.csv', ('\n'.join(rows) + '\n').encode())
+                add_bytes(tf, f'{top}/{folder}/{i}.png', pngs[i % 16])
+                rows.append(f'{folder}/{i}.png,{int(folder.endswith("7"))}')
+        if labels: add_bytes(tf, f'{top}/labels.csv', ('\n'.join(rows) + '\n').encode())
         for info, data in extra: tf.addfile(info, io.BytesIO(data) if data else None)
     return dest
+
+def make_archive(dest: Path, counts=EXPECTED, extra=()):
+    "A gzip tarball in MNIST_SAMPLE's layout, `counts` random noise PNGs per folder (no MNIST image), and labels.csv."
+    return make_tarball(dest, 'mnist_sample', counts, labels=True, seed=0, extra=extra)
 
 @pytest.fixture(scope='session')
 def fake_archive(tmp_path_factory):
@@ -47,15 +52,9 @@ def fake_archive(tmp_path_factory):
     return make_archive(tmp_path_factory.mktemp('archive')/'mnist_sample.tgz')
 
 def make_mnist_archive(dest: Path, counts=None, extra=()):
-    "A gzip tarball in full MNIST's layout (mnist_png/training/0..9, testing/0..9), `counts` random noise PNGs per folder."
+    "A gzip tarball in full MNIST's layout (mnist_png/training/0..9, testing/0..9), `counts` noise PNGs per folder."
     from mnist37.digits import MNIST
-    rng = np.random.default_rng(1)
-    pngs = [png_bytes(rng.integers(0, 256, (28, 28), dtype=np.uint8)) for _ in range(16)]
-    with tarfile.open(dest, 'w:gz', compresslevel=1) as tf:
-        for folder, n in (counts or MNIST.counts).items():
-            for i in range(n): add_bytes(tf, f'mnist_png/{folder}/{i}.png', pngs[i % 16])
-        for info, data in extra: tf.addfile(info, io.BytesIO(data) if data else None)
-    return dest
+    return make_tarball(dest, 'mnist_png', counts or MNIST.counts, labels=False, seed=1, extra=extra)
 
 @pytest.fixture(scope='session')
 def fake_mnist_archive(tmp_path_factory):
