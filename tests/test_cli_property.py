@@ -48,7 +48,7 @@ def call(argv, env):
     "Run `mnist37 argv` in-process; return (exit status, stdout, stderr)."
     out, err = io.StringIO(), io.StringIO()
     with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
-         mock.patch.object(cli, '_train', lambda *a, **k: 0.9), mock.patch('mnist37.bench.bench', lambda **k: {}):
+         mock.patch.object(cli, 'train_model', lambda *a, **k: 0.9), mock.patch('mnist37.bench.bench', lambda **k: {}):
         try: cli.main(argv); status = 0
         except SystemExit as e:  # sys.exit('message') prints the message on stderr and exits 1
             status = e.code if isinstance(e.code, int) else 1
