@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from functools import partial
 import torch
-from .feedback import Feedback, _random_state_kept, _run   # Feedback and _run: mnist37.learner and .digits use them
+from .feedback import Feedback, _random_state_kept, _run   # Feedback, _run: for mnist37.learner and .digits
 from .checks_pixels import (
     _BROADCAST_ENV, _BROADCAST_QUESTIONS, _STACK_ENV, _STACK_QUESTIONS, _check_is_3_rmse, _check_shapes)
 from .checks_sgd import _check_grad_twice, _check_lr, _check_momentum, _check_no_sigmoid, _check_numerical_grad
