@@ -6,7 +6,7 @@
 from __future__ import annotations
 import torch
 from torch import nn
-from .exercises import Feedback, _run
+from .feedback import Feedback, _run
 from .learner import Learner, Loaders
 from .linear import batch_accuracy, mnist_loss
 from .optim import BasicOptim
