@@ -11,7 +11,7 @@ from .baseline import mean_digit, mnist_distance
 from .device import get_device, set_seed
 from .learner import Batches, Learner, Loaders, ProgressBar
 from .optim import BasicOptim
-# the ten-digit data has a module of its own; the CLI and the tests still import these names from here
+# the ten-digit data has a module of its own (11a_digits_data): what this notebook and module use of it
 from .digits_data import FALLBACK_DIGITS, MNIST, TenDigits, find_mnist, load_mnist
 
 # %% auto #0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from functools import partial
 import torch
-from .feedback import Feedback, _random_state_kept, _run   # Feedback, _run: for mnist37.learner and .digits
+from .feedback import Feedback, _random_state_kept
 from .checks_pixels import (
     _BROADCAST_ENV, _BROADCAST_QUESTIONS, _STACK_ENV, _STACK_QUESTIONS, _check_is_3_rmse, _check_shapes)
 from .checks_sgd import _check_grad_twice, _check_lr, _check_momentum, _check_no_sigmoid, _check_numerical_grad
@@ -23,7 +23,7 @@ EXERCISES = {'stack_shapes': partial(_check_shapes, questions=_STACK_QUESTIONS, 
              'largest_lr': _check_lr, 'no_sigmoid_loss': _check_no_sigmoid, 'grad_twice': _check_grad_twice,
              'MomentumSGD': _check_momentum_optim, 'simple_net2': _check_net2}
 VALUE_EXERCISES = {'stack_shapes', 'broadcast_shapes', 'largest_lr', 'no_sigmoid_loss', 'grad_twice'}  # answers: values
-_all_ = ['Feedback']
+_all_ = ['Feedback']   # what `check` returns: importable from here, where students import `check`
 
 def check(name, # the exercise: one of `EXERCISES`
           fn, # your function (for the exercises in `VALUE_EXERCISES`, your answer)

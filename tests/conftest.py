@@ -53,7 +53,7 @@ def fake_archive(tmp_path_factory):
 
 def make_mnist_archive(dest: Path, counts=None, extra=()):
     "A gzip tarball in full MNIST's layout (mnist_png/training/0..9, testing/0..9), `counts` noise PNGs per folder."
-    from mnist37.digits import MNIST
+    from mnist37.digits_data import MNIST
     return make_tarball(dest, 'mnist_png', counts or MNIST.counts, labels=False, seed=1, extra=extra)
 
 @pytest.fixture(scope='session')
