@@ -14,6 +14,8 @@ from .recipes import LESSON, MODELS, train_model
 def cmd_train(args):
     "Train the chosen models on `args.device`; print a table (or JSON) of accuracies beside the lesson's figures."
     device, ten = args.device, args.model.startswith('digits')  # ten: all ten digits, not the lesson's 3s and 7s
+    if device.type == 'cpu' and 'OMP_NUM_THREADS' not in os.environ:  # models this small gain little from more
+        import torch; torch.set_num_threads(1)                          # threads, and lose a lot on a busy machine
     if ten: from mnist37.digits_data import find_mnist as find, load_mnist as load
     else:
         from mnist37.data import load_sample as load
@@ -42,7 +44,7 @@ def _table(rows):
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     lines = ['  '.join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
     note = ("lesson: the lesson's published figure (exact for the baselines, about for trained models; "
-            "'-' where you changed the epochs or lr)")
+            "'-' where you changed the epochs or lr; for all ten digits, notebook 11's figures on its offline set)")
     return '\n'.join(lines + ['', note])
 
 # %% ../nbs/09_cli.ipynb #c79b0b41
@@ -145,8 +147,8 @@ def run(argv=None):
     from mnist37.source import DataError
     try: return {'train': cmd_train, 'data': cmd_data, 'bench': cmd_bench, 'student': cmd_student}[args.command](args)
     except DataError as e: sys.exit(f'mnist37: {e}')
-    except (FloatingPointError, ValueError) as e:  # only training raises these, when its numbers blow up
-        if args.command != 'train': raise
+    except (FloatingPointError, ValueError) as e:  # training whose numbers blew up: anything else is a bug to show
+        if args.command != 'train' or not (isinstance(e, FloatingPointError) or 'NaN' in str(e)): raise
         sub.error(f"--lr {args.lr or 'as the lesson'}: {e}")
 
 # %% ../nbs/09_cli.ipynb #3fcad4b4

@@ -55,7 +55,11 @@ def _online(host='s3.amazonaws.com') -> bool:
 def find_data(layout: Layout, archive=None, env='MNIST37_ARCHIVE', fallback=build_fallback) -> tuple:
     "(folder, source, full) of `layout` from the first source that has it: cache, `archive`/`$env`, download, fallback."
     root = data_root(); real = root/layout.name
-    if is_complete(real, layout.counts, layout.files): return real, 'fastai cache', True
+    if is_complete(real, layout.counts, layout.files):
+        if archive and not Path(archive).is_file():  # a path typed by hand is checked even when it is not needed
+            raise DataError(f'{archive}: no such archive file; the {layout.title} data is already in {real}, '
+                            'so you can leave the archive out')
+        return real, 'fastai cache', True
     archive = archive or os.getenv(env)
     if archive: return install_archive(archive, root, layout), 'archive', True
     if _online():

@@ -93,6 +93,7 @@ def student_copies(nbs='nbs', dest='student', force=False) -> list:
     if not exists: out.parent.mkdir(parents=True, exist_ok=True)
     # on the same disk as `out`: the moves are renames
     tmp = Path(tempfile.mkdtemp(prefix=_TMP, dir=out if exists else out.parent))
+    umask = os.umask(0); os.umask(umask); tmp.chmod(0o777 & ~umask)  # mkdtemp's folder is private: make it a normal one
     try:
         wrote = {student_copy(f, tmp).name: _sha(tmp/f.name) for f in files}
         old = _manifest(out) if exists else {}  # files it wrote before, other than these, still as it wrote them

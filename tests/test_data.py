@@ -35,6 +35,14 @@ def test_incomplete_cache_is_not_trusted_and_is_repaired(home, fake_archive):
 def test_missing_archive_names_the_file(home, tmp_path):
     with pytest.raises(DataError, match='nowhere.tgz does not exist'): install_archive(tmp_path/'nowhere.tgz')
 
+def test_an_archive_given_by_hand_is_checked_even_when_the_cache_has_the_data(home, tmp_path, fake_archive):
+    install_archive(fake_archive)
+    assert find_mnist_sample().source == 'fastai cache'
+    for wrong in [tmp_path/'nowhere.tgz', tmp_path]:   # a typo, and a folder
+        with pytest.raises(DataError, match=f'{wrong}: no such archive file; .* leave the archive out'):
+            find_mnist_sample(archive=wrong)
+    assert find_mnist_sample(archive=fake_archive).source == 'fastai cache'   # a real file is fine (and not needed)
+
 def test_truncated_archive(home, tmp_path, fake_archive):
     bad = tmp_path/'cut.tgz'; bad.write_bytes(fake_archive.read_bytes()[:len(fake_archive.read_bytes())//2])
     with pytest.raises(DataError, match='cut.tgz is not a readable gzip tarball.*truncated'): install_archive(bad)

@@ -71,6 +71,13 @@ def test_student_never_writes_partially(nbs, tmp_path):
     with pytest.raises(ValueError, match='never closed'): student_copies(nbs, tmp_path/'student')
     assert list((tmp_path/'student').iterdir()) == []
 
+def test_student_folder_is_readable_as_any_new_folder(nbs, tmp_path):
+    "A class server's other users read the copies: the new folder gets the umask's mode, not a temp folder's 0700."
+    old = os.umask(0o022)
+    try: student_copies(nbs, tmp_path/'student')
+    finally: os.umask(old)
+    assert (tmp_path/'student').stat().st_mode & 0o777 == 0o755, oct((tmp_path/'student').stat().st_mode)
+
 @HYP
 @given(parts=st.lists(st.sampled_from(['nbs', 'link', 'other', 'new', '.', '..', 'repo']), min_size=1, max_size=4), force=st.booleans())
 def test_student_property_never_destroys(tmp_path_factory, parts, force):
