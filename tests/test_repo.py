@@ -96,3 +96,16 @@ def test_nbdev_test_skips_slow_and_cuda_cells_unless_asked(tmp_path):
     for flag in ['slow', 'cuda']:
         r = run('--flags', flag)
         assert r.returncode != 0 and f'the {flag} cell ran' in r.stdout + r.stderr
+
+IMPORT_LINE = re.compile(r'(from \S+ )?import \S')
+
+def test_imports_have_cells_of_their_own():
+    "nbdev's doc build runs every cell that imports: one that also computes fails there on names from other cells."
+    mixed = []
+    for nb in NBS + [ROOT/'nbs'/'index.ipynb']:
+        for i, c in enumerate(json.loads(nb.read_text())['cells']):
+            lines = [l for l in ''.join(c['source']).split('\n') if l.strip() and not l.lstrip().startswith('#')]
+            if c['cell_type'] != 'code' or ''.join(c['source']).startswith('#| export'): continue
+            if any(IMPORT_LINE.match(l) for l in lines) and not all(IMPORT_LINE.match(l) for l in lines):
+                mixed.append(f'{nb.name} cell {i}')
+    assert not mixed, f'cells that import and compute (put the imports in a cell of their own): {mixed}'
