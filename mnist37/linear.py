@@ -4,19 +4,31 @@
 
 # %% ../nbs/03_linear.ipynb #90350dd1
 from __future__ import annotations
-import math
+import math, numbers
 from functools import partial
 import torch
 from .data import load_sample
 from .device import set_seed
 
 # %% auto #0
-__all__ = ['to_xy', 'lesson_xy', 'init_params', 'linear1', 'sigmoid', 'mnist_loss', 'calc_grad', 'check_finite', 'train_epoch',
-           'batch_accuracy', 'validate_epoch', 'train_linear']
+__all__ = ['to_xy', 'lesson_xy', 'init_params', 'linear1', 'sigmoid', 'DivergedError', 'mnist_loss', 'calc_grad', 'check_lr',
+           'check_finite', 'train_epoch', 'batch_accuracy', 'validate_epoch', 'train_linear']
+
+# %% ../nbs/03_linear.ipynb #c5a1e0b7
+def _check_stack(x, name):
+    "Refuse what is not a non-empty stack (N, 28, 28) of images with finite pixels."
+    if not isinstance(x, torch.Tensor): raise TypeError(f"{name} must be a torch tensor, got {type(x).__name__}")
+    if x.ndim != 3 or tuple(x.shape[1:]) != (28, 28):
+        raise ValueError(f"{name} has shape {tuple(x.shape)}; expected a stack of 28x28 images (N, 28, 28)")
+    if len(x) == 0: raise ValueError(f"{name} is empty, shape {tuple(x.shape)}: it needs at least one image")
+    bad = (~torch.isfinite(x)).sum().item() if x.is_floating_point() else 0
+    if bad: raise ValueError(f"{name} has {bad} NaN or infinite pixels: load the images again (00) before training")
+    return x
 
 # %% ../nbs/03_linear.ipynb #ffc06a8a
 def to_xy(threes, sevens):
     "Stack images of 3s and 7s into rows `x` (N, 784) and a label column `y` (N, 1): 1 for a 3, 0 for a 7."
+    _check_stack(threes, 'threes'); _check_stack(sevens, 'sevens')
     x = torch.cat([threes, sevens]).view(-1, 28*28)
     y = torch.cat([torch.ones(len(threes)), torch.zeros(len(sevens))]).unsqueeze(1).to(x.device)
     return x, y
@@ -48,6 +60,9 @@ def sigmoid(x):
     return 1/(1 + torch.exp(-x))
 
 # %% ../nbs/03_linear.ipynb #2319ef9a
+class DivergedError(ValueError, FloatingPointError):
+    "Training's numbers blew up (NaN or infinite): almost always a learning rate that is too large."
+
 def _check_pair(predictions, targets):
     "Refuse predictions and 0/1 targets that cannot be compared one-to-one."
     for name, t in (('predictions', predictions), ('targets', targets)):
@@ -58,7 +73,7 @@ def _check_pair(predictions, targets):
                          f"differ in shape; {fix}")
     if predictions.numel() == 0: raise ValueError("empty batch: predictions and targets hold no values")
     if not torch.isfinite(predictions).all():
-        raise ValueError("predictions contain NaN or infinity; if this happened while training, "
+        raise DivergedError("predictions contain NaN or infinity; if this happened while training, "
                          "the learning rate is probably too large: try a smaller one")
     if not ((targets == 0) | (targets == 1)).all():
         raise ValueError(f"targets must be 0 (a 7) or 1 (a 3), got values such as {targets.unique()[:5].tolist()}")
@@ -76,18 +91,31 @@ def calc_grad(xb, yb, model):
     loss.backward()
     return loss
 
-# %% ../nbs/03_linear.ipynb #ecc1d0ea
+# %% ../nbs/03_linear.ipynb #e1c7a4d2
+def check_lr(lr):
+    "Refuse a learning rate that is not a finite positive number."
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a finite positive number, got {lr!r}; the lesson uses lr=1.")
+    return lr
+
 def check_finite(loss, lr):
     "Stop training with advice when the loss is NaN or infinite (usually a learning rate that is too large)."
     value = loss.item() if isinstance(loss, torch.Tensor) else float(loss)
     if not math.isfinite(value):
-        raise FloatingPointError(f"the loss became {value} at lr={lr}; try a smaller learning rate")
+        raise DivergedError(f"the loss became {value} at lr={lr}; try a smaller learning rate")
 
+def _mean_over(values, dl, name):
+    "The mean of per-batch numbers; refuse a loader `name` that gave no batch at all."
+    if not values: raise ValueError(f"the loader {name} gave no batches ({dl!r}): build it from a non-empty dataset")
+    return torch.stack(values).mean().item()
+
+# %% ../nbs/03_linear.ipynb #ecc1d0ea
 def train_epoch(model, # a function from a batch of images to scores
                 dl, # batches of (images, targets)
                 lr, # the learning rate
                 params): # the tensors to update
     "One epoch of SGD: for each batch, gradients, a step of `lr`, zeroed gradients; returns the mean loss."
+    check_lr(lr)
     losses = []
     for xb, yb in dl:
         loss = calc_grad(xb, yb, model)
@@ -96,7 +124,7 @@ def train_epoch(model, # a function from a batch of images to scores
             p.data -= p.grad*lr
             p.grad.zero_()
         losses.append(loss.detach())
-    return torch.stack(losses).mean().item()
+    return _mean_over(losses, dl, 'dl')
 
 # %% ../nbs/03_linear.ipynb #00ba7d34
 def batch_accuracy(xb, # the model's scores for a batch (N, 1)
@@ -109,7 +137,7 @@ def validate_epoch(model, dl):
     "Accuracy of `model` over every batch of `dl`, rounded to 4 decimals."
     with torch.no_grad():
         accs = [batch_accuracy(model(xb), yb) for xb, yb in dl]
-    return round(torch.stack(accs).mean().item(), 4)
+    return round(_mean_over(accs, dl, 'dl'), 4)
 
 # %% ../nbs/03_linear.ipynb #7a2d8b73
 def train_linear(train, # batches of (images, targets) to learn from
