@@ -46,27 +46,37 @@ def _first_line(e):
     lines = [l.strip() for l in str(e).splitlines() if l.strip()] or [type(e).__name__]
     return ' '.join(lines[:2]) if lines[0].endswith(':') else lines[0]
 
-def load_weights(model, fname):
-    "Load weights saved by `save_weights` into `model`, reading tensors only (`weights_only=True`)."
-    fname = Path(fname)
-    if not fname.is_file():
-        raise FileNotFoundError(f"no weights file {fname}; save one with save_weights(model, fname)")
-    again = 'make it again with save_weights(model, fname)'
-    if fname.stat().st_size == 0: raise ValueError(f"{fname} is empty (0 bytes), not weights: {again}")
-    if not zipfile.is_zipfile(fname):
-        raise ValueError(f"{fname} is not a weights file made by save_weights "
-                         f"(not a torch zip archive; cut short?): {again}")
+# %% ../nbs/05_neural_net.ipynb #b7e2d9a1
+_AGAIN = 'make it again with save_weights(model, fname)'
+
+def _read_state(fname):
+    "The dict of tensors in `fname`, memory-mapped: what the file declares is mapped, not allocated."
+    if fname.stat().st_size == 0: raise ValueError(f"{fname} is empty (0 bytes), not weights: {_AGAIN}")
+    not_ours = f"{fname} is not a weights file made by save_weights"
+    if not zipfile.is_zipfile(fname): raise ValueError(f"{not_ours} (not a torch zip archive; cut short?): {_AGAIN}")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter('ignore'); state = torch.load(fname, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{fname} is not a weights file made by save_weights "
-                         f"(it was not read: {_first_line(e)}): {again}") from None
+            warnings.simplefilter('ignore')
+            state = torch.load(fname, map_location='cpu', weights_only=True, mmap=True)
+    except Exception as e: raise ValueError(f"{not_ours} (it was not read: {_first_line(e)}): {_AGAIN}") from None
     if not isinstance(state, dict):
-        raise ValueError(f"{fname} holds a {type(state).__name__}, "
-                         f"not the dict of tensors save_weights writes: {again}")
-    try: model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as e:
-        raise ValueError(f"{fname} holds weights for a different model ({_first_line(e)}): "
-                         "load it into the model that was saved") from None
+        raise ValueError(f"{fname} holds a {type(state).__name__}, not the dict of tensors save_weights writes: "
+                         f"{_AGAIN}")
+    return state
+
+# %% ../nbs/05_neural_net.ipynb #c3f8a0e4
+def load_weights(model, fname):
+    "Load weights saved by `save_weights` into `model`: tensors only, shapes compared before anything is copied."
+    fname = Path(fname)
+    if fname.is_dir():
+        raise IsADirectoryError(f"{fname} is a folder, not a weights file: give the file save_weights wrote in it")
+    if not fname.is_file(): raise FileNotFoundError(f"no weights file {fname}; save one with save_weights(model, f)")
+    state = _read_state(fname)
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for k, v in state.items()}
+    if got != want:
+        k = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))[0]
+        raise ValueError(f"{fname} holds weights for a different model ({k}: {got.get(k, 'missing')} in the file, "
+                         f"{want.get(k, 'missing')} in the model): load it into the model that was saved")
+    model.load_state_dict(state)
     return model

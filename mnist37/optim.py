@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from .device import set_seed
-from .linear import calc_grad, check_finite, validate_epoch
+from .linear import _mean_over, calc_grad, check_finite, check_lr, validate_epoch
 
 # %% auto #0
 __all__ = ['BasicOptim', 'fit_epoch', 'train_model', 'train_optim', 'make_dls']
@@ -17,7 +17,7 @@ class BasicOptim:
     "Plain SGD: `step` moves each parameter against its gradient by `lr` times it; `zero_grad` clears them."
     def __init__(self, params, # the tensors to train, e.g. `model.parameters()`
                  lr): # the learning rate
-        self.params, self.lr = list(params), lr
+        self.params, self.lr = list(params), check_lr(lr)
         if not self.params: raise ValueError("BasicOptim got no parameters to train; pass model.parameters()")
     def step(self, *args, **kwargs):
         for p in self.params:
@@ -36,7 +36,7 @@ def fit_epoch(model, dl, opt):
         check_finite(loss, getattr(opt, 'lr', '?'))
         opt.step(); opt.zero_grad()
         losses.append(loss.detach())
-    return torch.stack(losses).mean().item()
+    return _mean_over(losses, dl, 'dl')
 
 def train_model(model, epochs, dl, valid_dl, opt):
     "Train `model` for `epochs` with `opt`; returns the validation accuracy after each epoch."
