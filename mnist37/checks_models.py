@@ -7,11 +7,11 @@ from __future__ import annotations
 import copy, itertools
 import torch
 from torch import nn
-from .feedback import Feedback, _close, _diagnose, _run, _same_path
+from .feedback import Exercise, Feedback, close, diagnose, run, same_path
 from .sgd import mse
 
 # %% auto #0
-__all__ = []
+__all__ = ['CHECKS']
 
 # %% ../nbs/08e_checks_models.ipynb #07d587df
 class _SGDVariant:
@@ -41,7 +41,7 @@ def _optim_path(make, x, y, steps=4):
     "Train a seeded nn.Linear for `steps` steps with the optimizer `make(params)`: (path, None), or (None, Feedback)."
     import torch._dynamo   # PyTorch imports this when it makes its first optimizer (seconds): not on your time limit
     torch.manual_seed(0); model = nn.Linear(x.shape[1], 1)
-    opt, err = _run(make, model.parameters())
+    opt, err = run(make, model.parameters())
     if err: return None, Feedback(False, f'creating your optimizer failed: {err.message}')
     path = []   # the parameters after each step
     for _ in range(steps):
@@ -49,7 +49,7 @@ def _optim_path(make, x, y, steps=4):
         for method in ('step', 'zero_grad'):
             if not callable(getattr(opt, method, None)):
                 return None, Feedback(False, f'your optimizer has no {method}() method')
-            _, err = _run(getattr(opt, method))
+            _, err = run(getattr(opt, method))
             if err: return None, err
         path.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     return path, None
@@ -62,11 +62,11 @@ def _check_momentum_optim(cls, g):
     path, err = _optim_path(lambda ps: cls(ps, lr=lr, mom=mom, wd=wd), x, y)
     if err: return err
     ref, _ = _optim_path(lambda ps: torch.optim.SGD(ps, lr=lr, momentum=mom, weight_decay=wd), x, y)
-    if _same_path(path, ref):
+    if same_path(path, ref):
         return Feedback(True, f'four steps with lr={lr}, mom={mom}, wd={wd} match torch.optim.SGD step by step.')
     mistakes = ((_optim_path(lambda ps: _SGDVariant(ps, lr, mom, wd, kind), x, y)[0], hint)
                 for kind, hint in _SGD_MISTAKES.items())
-    if hint := _diagnose(path, mistakes, _same_path): return Feedback(False, hint)
+    if hint := diagnose(path, mistakes, same_path): return Feedback(False, hint)
     if all(torch.equal(p, path[0]) for p in path[1:]):
         return Feedback(False, 'the parameters stopped changing after the first step: keep list(params), '
                                'since model.parameters() can be read only once')
@@ -102,14 +102,14 @@ _NET_MISTAKES = {
 
 # %% ../nbs/08e_checks_models.ipynb #61652992
 def _check_net2(fn, g):
-    net, err = _run(fn)
+    net, err = run(fn)
     if err: return err
     if not isinstance(net, nn.Module):
         return Feedback(False, f'your function returned a {type(net).__name__}; '
                                'return the model, e.g. nn.Sequential(...)')
     dev = next(net.parameters(), torch.zeros(0)).device
     x = torch.randn(16, 28*28, generator=g).to(dev)
-    out, err = _run(net, x)
+    out, err = run(net, x)
     if err: return Feedback(False, f'your model cannot take a batch of images (16, 784): {err.message}')
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (16, 1):
         return Feedback(False, f'for 16 images your model returns {tuple(getattr(out, "shape", ()))}: '
@@ -133,9 +133,9 @@ def _check_net2_wiring(net, x):
     with torch.no_grad():                                     # then a ReLU or a sigmoid at the end shows
         layers[2].bias -= _net_variants(x, *layers)['right'].median()
         ways = _net_variants(x, *layers)
-    out, err = _run(net, x)
+    out, err = run(net, x)
     if err: return err
-    if _close(out.detach(), ways['right'], atol=1e-4):
+    if close(out.detach(), ways['right'], atol=1e-4):
         out.sum().backward()
         if any(l.weight.grad is None for l in layers):
             return Feedback(False, 'the scores are right, but not every layer gets a gradient: '
@@ -143,6 +143,9 @@ def _check_net2_wiring(net, x):
         return Feedback(True, 'what it computes is 784 -> 30 -> 30 -> 1 with a ReLU after each hidden layer, '
                               'and every layer gets a gradient.')
     mistakes = ((ways[kind], hint) for kind, hint in _NET_MISTAKES.items())
-    hint = _diagnose(out.detach(), mistakes, lambda out, wrong: _close(out, wrong, atol=1e-4))
+    hint = diagnose(out.detach(), mistakes, lambda out, wrong: close(out, wrong, atol=1e-4))
     return Feedback(False, hint or 'your model computes something other than 784 -> 30 -> ReLU -> 30 -> ReLU -> 1 '
                                    'with its own layers')
+
+# %% ../nbs/08e_checks_models.ipynb #3a3de8df
+CHECKS = {'MomentumSGD': Exercise(_check_momentum_optim), 'simple_net2': Exercise(_check_net2)}

@@ -4,12 +4,14 @@
 
 # %% ../nbs/08c_checks_pixels.ipynb #15a14768
 from __future__ import annotations
+from functools import partial
 import torch
+from torch.overrides import TorchFunctionMode
 from .baseline import mnist_distance, rmse_distance
-from .feedback import Feedback, _diagnose, _run
+from .feedback import Exercise, Feedback, diagnose, run_on_copies
 
 # %% auto #0
-__all__ = []
+__all__ = ['CHECKS']
 
 # %% ../nbs/08c_checks_pixels.ipynb #b80999df
 def _shape_of(answer):
@@ -109,11 +111,9 @@ def _rmse_problem(g):
         if (ref != l1).any() and (ref != signed).any() and (l1 != signed).any() and 0 < ref.sum() < 12:
             return x, m3, m7, ref
 
-# %% ../nbs/08c_checks_pixels.ipynb #742f0b3d
-def _check_is_3_rmse(fn, g):
-    x, m3, m7, ref = _rmse_problem(g)
-    out, err = _run(fn, x, m3, m7)
-    if err: return err
+# %% ../nbs/08c_checks_pixels.ipynb #a2f82496
+def _not_verdicts(out, ref):
+    "A verdict when `out` is not a True/False tensor shaped like `ref`, else None."
     if not isinstance(out, torch.Tensor):
         return Feedback(False, f'your function returned a {type(out).__name__}; '
                                'return a tensor of True/False, one per image')
@@ -124,17 +124,55 @@ def _check_is_3_rmse(fn, g):
                                f'expected one per image: {why}')
     if out.dtype != torch.bool: return Feedback(False, f'your function returned {out.dtype} numbers: return a verdict '
                                                        'per image (True for a 3), by comparing the two distances')
+
+def _rmse_mistakes(x, m3, m7, ref):
+    "The verdicts of each typical mistake, with its hint."
+    return [(_verdicts(x, m3, m7, mnist_distance), 'those are the verdicts of the mean absolute difference; '
+                                                   'this classifier measures with the root mean squared error'),
+            (~ref, 'the verdicts are the wrong way round: True should mean "closer to the ideal 3"'),
+            (_verdicts(x, m3, m7, _signed), 'positive and negative differences cancel: '
+                                            'square each difference before averaging')]
+
+# %% ../nbs/08c_checks_pixels.ipynb #a9dc2ea9
+class _RootSpy(TorchFunctionMode):
+    "While it is on, notes whether any torch call takes a root: sqrt, a power of 0.5, a norm or a distance."
+    ROOTS = {'sqrt', 'sqrt_', 'rsqrt', 'norm', 'linalg_norm', 'linalg_vector_norm', 'vector_norm',
+             'cdist', 'pairwise_distance', 'dist', 'hypot'}
+    POWERS = {'pow', '__pow__', 'pow_', '__ipow__', 'float_power'}
+    def __init__(self): super().__init__(); self.seen = False
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs, name = kwargs or {}, getattr(func, '__name__', '')
+        exponent = args[1] if len(args) > 1 else kwargs.get('exponent')
+        self.seen |= name in self.ROOTS or (name in self.POWERS and isinstance(exponent, float) and exponent == 0.5)
+        return func(*args, **kwargs)
+
+def _spied(fn, spy):
+    "`fn`, run with `spy` on (in whatever thread calls it)."
+    def call(*args):
+        with spy: return fn(*args)
+    return call
+
+# %% ../nbs/08c_checks_pixels.ipynb #742f0b3d
+_MSE_NOTE = (' Your distance takes no square root, so it is the mean squared error rather than the RMSE '
+             '(the verdicts are the same, since the root keeps the order).')
+
+def _check_is_3_rmse(fn, g):
+    x, m3, m7, ref = _rmse_problem(g)
+    spy = _RootSpy(); fn = _spied(fn, spy)
+    out, err = run_on_copies(fn, x=x, mean3=m3, mean7=m7)
+    if err: return err
+    if bad := _not_verdicts(out, ref): return bad
     if torch.equal(out, ref):
-        one, err = _run(fn, x[0], m3, m7)
+        one, err = run_on_copies(fn, x=x[0], mean3=m3, mean7=m7)
         if err: return err
         if not (isinstance(one, torch.Tensor) and one.ndim == 0 and bool(one) == bool(ref[0])):
             return Feedback(False, 'a stack works, but a single image does not give one True/False: '
                                    'use broadcasting, not a loop over the stack')
-        return Feedback(True, 'the RMSE verdicts, on a stack and on a single image.')
-    mistakes = [(_verdicts(x, m3, m7, mnist_distance), 'those are the verdicts of the mean absolute difference; '
-                                                       'this classifier measures with the root mean squared error'),
-                (~ref, 'the verdicts are the wrong way round: True should mean "closer to the ideal 3"'),
-                (_verdicts(x, m3, m7, _signed), 'positive and negative differences cancel: '
-                                                'square each difference before averaging')]
-    hint = _diagnose(out, mistakes, torch.equal)
-    return Feedback(False, hint or f'{(out != ref).sum().item()} of 12 verdicts differ from the RMSE classifier')
+        return Feedback(True, 'the RMSE verdicts, on a stack and on a single image.' + ('' if spy.seen else _MSE_NOTE))
+    return Feedback(False, diagnose(out, _rmse_mistakes(x, m3, m7, ref), torch.equal)
+                           or f'{(out != ref).sum().item()} of 12 verdicts differ from the RMSE classifier')
+
+# %% ../nbs/08c_checks_pixels.ipynb #f609cbf6
+CHECKS = {'stack_shapes': Exercise(partial(_check_shapes, questions=_STACK_QUESTIONS, env=_STACK_ENV), 'value'),
+          'broadcast_shapes': Exercise(partial(_check_shapes, questions=_BROADCAST_QUESTIONS, env=_BROADCAST_ENV), 'value'),
+          'is_3_rmse': Exercise(_check_is_3_rmse)}

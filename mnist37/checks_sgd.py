@@ -6,12 +6,12 @@
 from __future__ import annotations
 import math
 import torch
-from .feedback import Feedback, _close, _diagnose, _run, _same_path
+from .feedback import Exercise, Feedback, close, diagnose, run, same_path
 from .linear import mnist_loss
 from .sgd import mse, quadratic
 
 # %% auto #0
-__all__ = []
+__all__ = ['CHECKS']
 
 # %% ../nbs/08d_checks_sgd.ipynb #0e3776cf
 def _check_numerical_grad(fn, g):
@@ -20,7 +20,7 @@ def _check_numerical_grad(fn, g):
     def f(x): return (a*x**2).sum() + (b*x).sum().sin()
     xr = x.clone().requires_grad_(); f(xr).backward(); ref = xr.grad
     x_in = x.clone()
-    out, err = _run(fn, f, x_in, 1e-6)
+    out, err = run(fn, f, x_in, 1e-6)
     if err: return err
     if not torch.equal(x_in, x):
         return Feedback(False, 'your function changed x itself: nudge a copy (x.clone()), so x is the same afterwards')
@@ -29,13 +29,13 @@ def _check_numerical_grad(fn, g):
     if out.shape != ref.shape:
         return Feedback(False, f'for x of shape {tuple(shape)} you returned shape {tuple(out.shape)}: '
                                'one slope per number of x, so the same shape as x')
-    if _close(out, ref, atol=1e-4): return Feedback(True, 'every slope matches what backward() computes.')
+    if close(out, ref, atol=1e-4): return Feedback(True, 'every slope matches what backward() computes.')
     mistakes = [(ref*1e-6, 'those are the changes of f, not slopes: divide each change by eps'),
                 (-ref, 'the signs are flipped: a slope is how much f goes up when the number goes up'),
                 (torch.full_like(ref, ref.sum().item()), 'you nudged all the numbers at once: nudge one number '
                                                          'at a time, keeping the others where they are'),
                 (2*ref, 'twice the slope: a nudge from x - eps to x + eps covers 2*eps')]
-    hint = _diagnose(out, mistakes, lambda out, wrong: _close(out, wrong, atol=1e-4*max(1, wrong.abs().max().item())))
+    hint = diagnose(out, mistakes, lambda out, wrong: close(out, wrong, atol=1e-4*max(1, wrong.abs().max().item())))
     gap = (out - ref).abs().max().item()
     return Feedback(False, hint or f'the slopes differ from backward() (largest gap {gap:.3g})')
 
@@ -69,17 +69,17 @@ def _check_momentum(fn, g):
     p, v, path = p0.clone().requires_grad_(), torch.zeros(4), []
     for _ in range(4):
         loss(p).backward()
-        v, err = _run(fn, p, v, lr, mom)
+        v, err = run(fn, p, v, lr, mom)
         if err: return Feedback(False, err.message + (' (change params.data, or update inside torch.no_grad())'
                                                       if 'leaf Variable' in err.message else ''))
         if not isinstance(v, torch.Tensor) or v.shape != p.shape:
             return Feedback(False, f'your function returned {type(v).__name__}: '
                                    'return the new velocity, a tensor shaped like params')
         path.append(p.detach().clone())
-    if _same_path(path, _momentum_path(p0, loss, lr, mom, 'right')):
+    if same_path(path, _momentum_path(p0, loss, lr, mom, 'right')):
         return Feedback(True, f'four steps with lr={lr:.3f} and mom={mom:.2f} match SGD with momentum.')
     mistakes = ((_momentum_path(p0, loss, lr, mom, kind), hint) for kind, hint in _MOMENTUM_MISTAKES.items())
-    if hint := _diagnose(path, mistakes, _same_path): return Feedback(False, hint)
+    if hint := diagnose(path, mistakes, same_path): return Feedback(False, hint)
     if torch.equal(path[0], p0):
         return Feedback(False, 'the parameters did not change: move params.data by lr times the velocity')
     return Feedback(False, 'the parameters differ from SGD with momentum after the first steps')
@@ -123,7 +123,7 @@ def _check_value(answer, right, known, what):
     x = _number(answer)
     if x is None: return Feedback(False, f'give your prediction as a number, such as 0.25, not {answer!r:.40}')
     if _near(x, right): return Feedback(True, f'{what}.')
-    return Feedback(False, _diagnose(x, known, _near) or f'not {x:g}: work it out image by image, then average')
+    return Feedback(False, diagnose(x, known, _near) or f'not {x:g}: work it out image by image, then average')
 
 # %% ../nbs/08d_checks_sgd.ipynb #0291aa81
 def _check_no_sigmoid(answer):
@@ -144,3 +144,8 @@ def _check_grad_twice(answer):
              (0., 'the gradients are not cleared by a second backward(): they add up')]
     return _check_value(answer, 2., known, 'backward() adds into .grad, '
                                            'which is why the training loop zeroes the gradients after each step')
+
+# %% ../nbs/08d_checks_sgd.ipynb #aae8714e
+CHECKS = {'numerical_grad': Exercise(_check_numerical_grad), 'momentum_step': Exercise(_check_momentum),
+          'largest_lr': Exercise(_check_lr, 'value'), 'no_sigmoid_loss': Exercise(_check_no_sigmoid, 'value'),
+          'grad_twice': Exercise(_check_grad_twice, 'value')}

@@ -4,25 +4,16 @@
 
 # %% ../nbs/08_exercises.ipynb #e29d995b
 from __future__ import annotations
-import time
-from functools import partial
-import torch
-from .feedback import Feedback, _random_state_kept
-from .checks_pixels import (
-    _BROADCAST_ENV, _BROADCAST_QUESTIONS, _STACK_ENV, _STACK_QUESTIONS, _check_is_3_rmse, _check_shapes)
-from .checks_sgd import _check_grad_twice, _check_lr, _check_momentum, _check_no_sigmoid, _check_numerical_grad
-from .checks_models import _check_momentum_optim, _check_net2
+from . import checks_models, checks_pixels, checks_sgd, digits_checks, learner_checks
+from .feedback import Feedback, judge
 
 # %% auto #0
 __all__ = ['EXERCISES', 'VALUE_EXERCISES', 'check', 'Feedback']
 
 # %% ../nbs/08_exercises.ipynb #59aecc6e
-EXERCISES = {'stack_shapes': partial(_check_shapes, questions=_STACK_QUESTIONS, env=_STACK_ENV),
-             'broadcast_shapes': partial(_check_shapes, questions=_BROADCAST_QUESTIONS, env=_BROADCAST_ENV),
-             'is_3_rmse': _check_is_3_rmse, 'numerical_grad': _check_numerical_grad, 'momentum_step': _check_momentum,
-             'largest_lr': _check_lr, 'no_sigmoid_loss': _check_no_sigmoid, 'grad_twice': _check_grad_twice,
-             'MomentumSGD': _check_momentum_optim, 'simple_net2': _check_net2}
-VALUE_EXERCISES = {'stack_shapes', 'broadcast_shapes', 'largest_lr', 'no_sigmoid_loss', 'grad_twice'}  # answers: values
+_GROUPS = (checks_pixels, checks_sgd, checks_models, learner_checks, digits_checks)   # each has a table, CHECKS
+EXERCISES = {name: ex for group in _GROUPS for name, ex in group.CHECKS.items()}
+VALUE_EXERCISES = {name for name, ex in EXERCISES.items() if ex.kind == 'value'}   # answered with a value
 _all_ = ['Feedback']   # what `check` returns: importable from here, where students import `check`
 
 def check(name, # the exercise: one of `EXERCISES`
@@ -30,13 +21,4 @@ def check(name, # the exercise: one of `EXERCISES`
           seed=None): # the seed of the inputs, to repeat a check (default: drawn from the clock)
     "Run your `fn` for exercise `name` on freshly drawn inputs and say, in words, whether it is right or what is wrong."
     if name not in EXERCISES: raise ValueError(f'unknown exercise {name!r}; choose from {", ".join(EXERCISES)}')
-    if name in VALUE_EXERCISES:
-        with _random_state_kept(): return EXERCISES[name](fn)
-    if not callable(fn):
-        return Feedback(False, f'pass your function itself (without calling it), e.g. check({name!r}, my_function)')
-    seed = time.time_ns() % 2**31 if seed is None else seed
-    with _random_state_kept():
-        torch.manual_seed(seed)   # what your own code draws is repeatable too
-        fb = EXERCISES[name](fn, torch.Generator().manual_seed(seed))
-    return Feedback(fb.ok, f'{fb.message} [inputs drawn with seed {seed}: '
-                           f'check({name!r}, ..., seed={seed}) repeats them]')
+    return judge(name, EXERCISES[name], fn, seed)

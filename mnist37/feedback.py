@@ -4,77 +4,186 @@
 
 # %% ../nbs/08b_feedback.ipynb #cc7c6df4
 from __future__ import annotations
-import random, signal, threading
+import ctypes, html, random, re, threading, time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable
 import numpy as np
 import torch
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TIME_LIMIT', 'Feedback']
+__all__ = ['TIME_LIMIT', 'SETTINGS', 'NOT_WRITTEN', 'Feedback', 'settings_kept', 'run', 'run_on_copies', 'state_kept', 'close',
+           'same_path', 'diagnose', 'Exercise', 'judge']
 
 # %% ../nbs/08b_feedback.ipynb #3e628893
 @dataclass
 class Feedback:
-    "The checker's verdict: `ok`, and a message in plain words."
+    "The checker's verdict: `ok`, a message in plain words, and the seed of the inputs when they were drawn."
     ok: bool
     message: str
-    def __repr__(self): return ('Correct! ' if self.ok else 'Not yet: ') + self.message
+    seed: int | None = None   # the seed the check drew its inputs with (None: fixed inputs, or a value to check)
+    exercise: str | None = None   # the exercise's name, for the call that repeats the check
+    def repeat(self):
+        "The call that repeats a failed check on the same inputs, or None (after a right answer, or no drawn inputs)."
+        return None if self.ok or self.seed is None else f'check({self.exercise!r}, ..., seed={self.seed})'
+    def __repr__(self):
+        words = ('Correct! ' if self.ok else 'Not yet: ') + self.message
+        return words + (f'\n[inputs drawn with seed {self.seed}: {self.repeat()} repeats them]' if self.repeat() else '')
+
+# %% ../nbs/08b_feedback.ipynb #d8a041a2
+_LOOK = {True: ('&#10004; Correct!', '#1a7f37'), False: ('&#10008; Not yet:', '#bc4c00')}   # the mark, its colour
+
+def _html_words(text):
+    "`text` escaped for HTML, with what stands between backticks shown as code."
+    return re.sub(r'`([^`]+)`', r'<code>\1</code>', html.escape(text, quote=False))
+
+@patch
+def _repr_html_(self:Feedback):
+    "The verdict as Jupyter and Colab show it: a coloured mark, the message in wrapped text, the seed line under it."
+    mark, colour = _LOOK[bool(self.ok)]
+    seed = (f'<div style="font-size:88%;opacity:.8;margin-top:.3em">Inputs drawn with seed {self.seed}: '
+            f'<code>{html.escape(self.repeat(), quote=False)}</code> repeats them.</div>') if self.repeat() else ''
+    return (f'<div style="border-left:4px solid {colour};padding:.35em .8em;font-family:sans-serif;line-height:1.5;'
+            f'white-space:normal;overflow-wrap:break-word"><b style="color:{colour}">{mark}</b> '
+            f'{_html_words(self.message)}{seed}</div>')
 
 # %% ../nbs/08b_feedback.ipynb #6fadb9ef
 TIME_LIMIT = 5  # seconds one call of a student's function may take
 
-class _TooSlow(Exception): pass
-
-def _alarm(signum, frame): raise _TooSlow()
+class _TooSlow(BaseException):
+    "A student's function ran past its time limit (not an `Exception`: `except Exception:` does not catch it)."
 
 def _call_with_limit(fn, args, seconds):
-    "`fn(*args)`, stopped after `seconds`: by SIGALRM in the main thread, elsewhere by a watcher thread that gives up."
-    if hasattr(signal, 'setitimer') and threading.current_thread() is threading.main_thread():
-        old = signal.signal(signal.SIGALRM, _alarm); signal.setitimer(signal.ITIMER_REAL, seconds)
-        try: return fn(*args)
-        finally: signal.setitimer(signal.ITIMER_REAL, 0); signal.signal(signal.SIGALRM, old)
-    box = {}
-    def target():
-        try: box['out'] = fn(*args)
-        except BaseException as e: box['err'] = e
-    t = threading.Thread(target=target, daemon=True); t.start(); t.join(seconds)
+    "`fn(*args)` in a thread of its own; after `seconds` the checker stops waiting (raises `_TooSlow`)."
+    box, t = {}, threading.Thread(target=lambda: _into(box, fn, args), daemon=True)
+    t.start()
+    try: t.join(seconds)
+    finally:
+        if t.is_alive(): _ask_to_stop(t)
     if t.is_alive(): raise _TooSlow()
     if 'err' in box: raise box['err']
     return box.get('out')
 
+# %% ../nbs/08b_feedback.ipynb #a4920b6a
+def _into(box, fn, args):
+    "Put `fn(*args)` in `box['out']`, or what it raised in `box['err']`."
+    try: box['out'] = fn(*args)
+    except BaseException as e: box['err'] = e
+
+def _ask_to_stop(t, seconds=30):
+    "From a thread of its own, raise `_TooSlow` in thread `t` every 10 ms until `t` ends (or `seconds` pass)."
+    def nag(raise_in=ctypes.pythonapi.PyThreadState_SetAsyncExc, ident=ctypes.c_ulong(t.ident),
+            stop=ctypes.py_object(_TooSlow), sleep=time.sleep):   # bound now: they outlive a notebook's names
+        for _ in range(int(seconds*100)):
+            if not t.is_alive(): return
+            raise_in(ident, stop); sleep(0.01)
+    threading.Thread(target=nag, daemon=True).start()
+
+# %% ../nbs/08b_feedback.ipynb #94cd1483
+def _set_device(d): torch.set_default_device(None if d == torch.device('cpu') else d)
+def _set_deterministic(v): torch.use_deterministic_algorithms(v[0], warn_only=v[1])
+
+SETTINGS = {  # torch's global switches a student's code can flip: how to read one, how to set it, the checker's value
+    'grad mode': (torch.is_grad_enabled, torch.set_grad_enabled, True),
+    'default dtype': (torch.get_default_dtype, torch.set_default_dtype, torch.float32),
+    'anomaly detection': (torch.is_anomaly_enabled, torch.set_anomaly_enabled, False),
+    'deterministic algorithms': (lambda: (torch.are_deterministic_algorithms_enabled(),
+                                          torch.is_deterministic_algorithms_warn_only_enabled()), _set_deterministic, None),
+    'threads': (torch.get_num_threads, torch.set_num_threads, None),
+    'matmul precision': (torch.get_float32_matmul_precision, torch.set_float32_matmul_precision, None)}
+if hasattr(torch, 'get_default_device'):   # PyTorch 2.3 and later
+    SETTINGS['default device'] = (torch.get_default_device, _set_device, torch.device('cpu'))
+
+# %% ../nbs/08b_feedback.ipynb #8746da9b
+def _put(values):
+    "Set each of torch's `SETTINGS` named in `values` that differs (None: leave it)."
+    for name, value in values.items():
+        read, write, _ = SETTINGS[name]
+        if value is not None and read() != value: write(value)
+
+@contextmanager
+def settings_kept(standard=False): # whether the checker's own values hold inside
+    "Give back torch's `SETTINGS` as they were, whatever the code inside switches."
+    saved = {name: read() for name, (read, _, _) in SETTINGS.items()}
+    try:
+        if standard: _put({name: own for name, (_, _, own) in SETTINGS.items()})
+        yield
+    finally: _put(saved)
+
 # %% ../nbs/08b_feedback.ipynb #43265929
-def _run(fn, *args):
+NOT_WRITTEN = 'this exercise is not written yet: replace the `raise NotImplementedError` line with your code.'
+
+def run(fn, *args):
     "Call the student's `fn`; (result, None), or (None, Feedback) saying what it raised or that it never returned."
-    try: return _call_with_limit(fn, args, TIME_LIMIT), None
-    except _TooSlow: return None, Feedback(False, f'your function did not return within {TIME_LIMIT} seconds, '
-                                                  'so it was stopped: look for a loop that never ends')
-    except NotImplementedError: return None, Feedback(False, 'this exercise is not written yet: replace the '
-                                                             '`raise NotImplementedError` line with your code.')
-    except Exception as e: return None, Feedback(False, f'your function raised {type(e).__name__}: {e}')
+    with settings_kept():
+        try: return _call_with_limit(fn, args, TIME_LIMIT), None
+        except _TooSlow: return None, Feedback(False, f'your function did not return within {TIME_LIMIT} seconds, '
+                                                      'so it was stopped: look for a loop that never ends')
+        except NotImplementedError: return None, Feedback(False, NOT_WRITTEN)
+        except (Exception, SystemExit) as e: return None, Feedback(False, f'your function raised {type(e).__name__}: {e}')
+
+# %% ../nbs/08b_feedback.ipynb #4e1ec8cb
+def run_on_copies(fn, **inputs): # the arguments, by the names the exercise gives them, in order
+    "`run(fn, ...)` on copies of the tensors in `inputs`; a verdict if `fn` changed one of them in place."
+    copies = [v.clone() if isinstance(v, torch.Tensor) else v for v in inputs.values()]
+    out, err = run(fn, *copies)
+    if err: return None, err
+    for (name, v), c in zip(inputs.items(), copies):
+        if isinstance(v, torch.Tensor) and not (c.shape == v.shape and c.dtype == v.dtype and torch.equal(c, v)):
+            return None, Feedback(False, f'your function changed `{name}` itself, in place (with sub_, -= or another '
+                                         f'in-place operation): compute new tensors instead, so `{name}` stays as it was')
+    return out, None
 
 # %% ../nbs/08b_feedback.ipynb #b11563dd
 @contextmanager
-def _random_state_kept():
-    "Give back Python's, NumPy's and PyTorch's random states as they were, whatever the code inside draws or seeds."
+def state_kept():
+    "Give back the random states and torch's settings as they were; inside, the checker's own settings hold."
     py, np_state = random.getstate(), np.random.get_state()
     cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() and torch.cuda.is_initialized() else []
     try:
-        with torch.random.fork_rng(devices=cuda): yield
+        with torch.random.fork_rng(devices=cuda), settings_kept(standard=True): yield
     finally: random.setstate(py); np.random.set_state(np_state)
 
 # %% ../nbs/08b_feedback.ipynb #498b0ef5
-def _close(a, b, atol=1e-5):
+def close(a, b, atol=1e-5):
     "Whether `a` is a tensor shaped like `b` with the same values, to within `atol` (and a relative 1e-4)."
     return (isinstance(a, torch.Tensor) and a.shape == b.shape
             and torch.allclose(a.double(), b.double(), atol=atol, rtol=1e-4))
 
-def _same_path(a, b):
+def same_path(a, b):
     "Whether two runs have close parameters after every step (`a` and `b`: one tensor per step)."
-    return all(_close(x, y) for x, y in zip(a, b))
+    return all(close(x, y) for x, y in zip(a, b))
 
-def _diagnose(out, # what the student's code gave
+def diagnose(out, # what the student's code gave
               mistakes, # (wrong, hint) pairs: what a typical mistake gives, and what to tell the student
               same): # `same(out, wrong)`: whether `out` matches `wrong`
     "The hint of the first mistake in `mistakes` that `out` matches, or None if it matches none."
     return next((hint for wrong, hint in mistakes if same(out, wrong)), None)
+
+# %% ../nbs/08b_feedback.ipynb #4bbf5a3e
+@dataclass(frozen=True)
+class Exercise:
+    "How one exercise is checked: `checker(answer, g)` for inputs drawn from a generator `g`, else `checker(answer)`."
+    checker: Callable
+    kind: str = 'drawn'   # 'drawn': a function run on drawn inputs; 'fixed': a function run on fixed inputs; 'value'
+
+def _unexpected(e): return Feedback(False, f'the check could not finish: it met {type(e).__name__}: {str(e)[:200]} '
+                                            'Look at what your function returns (its type, shape, dtype, device), '
+                                            'and if that looks right, tell your instructor.')
+
+# %% ../nbs/08b_feedback.ipynb #df8f7932
+def judge(name, # the exercise's name, for the messages
+          ex, # its `Exercise`
+          answer, # the student's function, or value
+          seed=None): # the seed of the drawn inputs (default: from the clock)
+    "Check `answer` with `ex`, keeping the caller's state: always a `Feedback`, never a traceback."
+    if answer is Ellipsis: return Feedback(False, 'this exercise is not written yet: write your answer in place of `...`')
+    if ex.kind != 'value' and not callable(answer):
+        return Feedback(False, f'pass your function itself (without calling it), e.g. check({name!r}, my_function)')
+    seed = (time.time_ns() % 2**31 if seed is None else seed) if ex.kind == 'drawn' else None
+    with state_kept():
+        if seed is not None: torch.manual_seed(seed)   # what the student's own code draws is repeatable too
+        try: fb = ex.checker(answer) if seed is None else ex.checker(answer, torch.Generator().manual_seed(seed))
+        except Exception as e: fb = _unexpected(e)
+    return Feedback(fb.ok, fb.message, seed, name)

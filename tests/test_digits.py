@@ -7,6 +7,7 @@ from mnist37.source import DataError, count_pngs, find_mnist_sample, install_arc
 from mnist37.digits_data import FALLBACK_DIGITS, MNIST, find_mnist, load_mnist
 from mnist37.digits import confusion_matrix, cross_entropy, log_softmax, most_confused, softmax, train_digits
 from mnist37.digits_checks import check_cross_entropy, check_softmax
+from mnist37.exercises import check
 
 def test_mnist_archive_from_environment_variable_installs_where_untar_data_looks(home, fake_mnist_archive, monkeypatch):
     monkeypatch.setenv('MNIST37_MNIST_ARCHIVE', str(fake_mnist_archive))
@@ -94,8 +95,16 @@ CASES = [(check_softmax, (stable, (64, 10)), True, 'do not overflow'),
          (check_cross_entropy, (lambda x, t: ce(x, t).item(),), False, 'no .item()'),
          (check_cross_entropy, ('ce',), False, 'without calling it')]
 
-@pytest.mark.parametrize('check,args,ok,words', CASES, ids=[f'{c[0].__name__}-{i}' for i, c in enumerate(CASES)])
-def test_feedback(check, args, ok, words):
-    fb = check(*args)
+@pytest.mark.parametrize('checker,args,ok,words', CASES, ids=[f'{c[0].__name__}-{i}' for i, c in enumerate(CASES)])
+def test_feedback(checker, args, ok, words):
+    fb = checker(*args)
     assert fb.ok == ok and words in fb.message, fb
     assert 'max(-1, keepdim=True)' not in fb.message and 'log_softmax(' not in fb.message  # no answer given away
+
+@pytest.mark.parametrize('checker,args,ok,words', CASES, ids=[f'{c[0].__name__}-{i}' for i, c in enumerate(CASES)])
+def test_check_gives_the_same_verdicts_on_fresh_draws(checker, args, ok, words):
+    "`check('softmax', ...)`, `check('softmax_shape', ...)`, `check('cross_entropy', ...)`: the former checkers' verdicts, on any draw."
+    name = 'softmax' if checker is check_softmax else 'cross_entropy'
+    for seed in range(20):
+        fb = check('softmax_shape', args[1]) if len(args) > 1 and args[1] != (64, 10) else check(name, args[0], seed=seed)
+        assert fb.ok == ok and words in fb.message, (seed, fb)
