@@ -174,5 +174,6 @@ def _check_is_3_rmse(fn, g):
 
 # %% ../nbs/08c_checks_pixels.ipynb #f609cbf6
 CHECKS = {'stack_shapes': Exercise(partial(_check_shapes, questions=_STACK_QUESTIONS, env=_STACK_ENV), 'value'),
-          'broadcast_shapes': Exercise(partial(_check_shapes, questions=_BROADCAST_QUESTIONS, env=_BROADCAST_ENV), 'value'),
+          'broadcast_shapes': Exercise(partial(_check_shapes, questions=_BROADCAST_QUESTIONS, env=_BROADCAST_ENV),
+                                       'value'),
           'is_3_rmse': Exercise(_check_is_3_rmse)}

@@ -29,7 +29,8 @@ class Feedback:
         return None if self.ok or self.seed is None else f'check({self.exercise!r}, ..., seed={self.seed})'
     def __repr__(self):
         words = ('Correct! ' if self.ok else 'Not yet: ') + self.message
-        return words + (f'\n[inputs drawn with seed {self.seed}: {self.repeat()} repeats them]' if self.repeat() else '')
+        if self.repeat(): words += f'\n[inputs drawn with seed {self.seed}: {self.repeat()} repeats them]'
+        return words
 
 # %% ../nbs/08b_feedback.ipynb #d8a041a2
 _LOOK = {True: ('&#10004; Correct!', '#1a7f37'), False: ('&#10008; Not yet:', '#bc4c00')}   # the mark, its colour
@@ -82,14 +83,15 @@ def _ask_to_stop(t, seconds=30):
 
 # %% ../nbs/08b_feedback.ipynb #94cd1483
 def _set_device(d): torch.set_default_device(None if d == torch.device('cpu') else d)
+def _deterministic(): return (torch.are_deterministic_algorithms_enabled(),
+                              torch.is_deterministic_algorithms_warn_only_enabled())
 def _set_deterministic(v): torch.use_deterministic_algorithms(v[0], warn_only=v[1])
 
 SETTINGS = {  # torch's global switches a student's code can flip: how to read one, how to set it, the checker's value
     'grad mode': (torch.is_grad_enabled, torch.set_grad_enabled, True),
     'default dtype': (torch.get_default_dtype, torch.set_default_dtype, torch.float32),
     'anomaly detection': (torch.is_anomaly_enabled, torch.set_anomaly_enabled, False),
-    'deterministic algorithms': (lambda: (torch.are_deterministic_algorithms_enabled(),
-                                          torch.is_deterministic_algorithms_warn_only_enabled()), _set_deterministic, None),
+    'deterministic algorithms': (_deterministic, _set_deterministic, None),
     'threads': (torch.get_num_threads, torch.set_num_threads, None),
     'matmul precision': (torch.get_float32_matmul_precision, torch.set_float32_matmul_precision, None)}
 if hasattr(torch, 'get_default_device'):   # PyTorch 2.3 and later
@@ -121,7 +123,8 @@ def run(fn, *args):
         except _TooSlow: return None, Feedback(False, f'your function did not return within {TIME_LIMIT} seconds, '
                                                       'so it was stopped: look for a loop that never ends')
         except NotImplementedError: return None, Feedback(False, NOT_WRITTEN)
-        except (Exception, SystemExit) as e: return None, Feedback(False, f'your function raised {type(e).__name__}: {e}')
+        except (Exception, SystemExit) as e:
+            return None, Feedback(False, f'your function raised {type(e).__name__}: {e}')
 
 # %% ../nbs/08b_feedback.ipynb #4e1ec8cb
 def run_on_copies(fn, **inputs): # the arguments, by the names the exercise gives them, in order
@@ -131,8 +134,9 @@ def run_on_copies(fn, **inputs): # the arguments, by the names the exercise give
     if err: return None, err
     for (name, v), c in zip(inputs.items(), copies):
         if isinstance(v, torch.Tensor) and not (c.shape == v.shape and c.dtype == v.dtype and torch.equal(c, v)):
-            return None, Feedback(False, f'your function changed `{name}` itself, in place (with sub_, -= or another '
-                                         f'in-place operation): compute new tensors instead, so `{name}` stays as it was')
+            return None, Feedback(False, f'your function changed `{name}` itself, in place (with sub_, -= or '
+                                         f'another in-place operation): compute new tensors instead, '
+                                         f'so `{name}` stays as it was')
     return out, None
 
 # %% ../nbs/08b_feedback.ipynb #b11563dd
@@ -178,7 +182,8 @@ def judge(name, # the exercise's name, for the messages
           answer, # the student's function, or value
           seed=None): # the seed of the drawn inputs (default: from the clock)
     "Check `answer` with `ex`, keeping the caller's state: always a `Feedback`, never a traceback."
-    if answer is Ellipsis: return Feedback(False, 'this exercise is not written yet: write your answer in place of `...`')
+    if answer is Ellipsis:
+        return Feedback(False, 'this exercise is not written yet: write your answer in place of `...`')
     if ex.kind != 'value' and not callable(answer):
         return Feedback(False, f'pass your function itself (without calling it), e.g. check({name!r}, my_function)')
     seed = (time.time_ns() % 2**31 if seed is None else seed) if ex.kind == 'drawn' else None
@@ -186,4 +191,4 @@ def judge(name, # the exercise's name, for the messages
         if seed is not None: torch.manual_seed(seed)   # what the student's own code draws is repeatable too
         try: fb = ex.checker(answer) if seed is None else ex.checker(answer, torch.Generator().manual_seed(seed))
         except Exception as e: fb = _unexpected(e)
-    return Feedback(fb.ok, fb.message, seed, name)
+    return Feedback(fb.ok, fb.message, None if fb.message == NOT_WRITTEN else seed, name)   # nothing to repeat

@@ -166,3 +166,8 @@ def test_importing_the_checker_has_no_cycle_among_its_modules():
     assert ours('exercises') == set(mods)
     out = subprocess.run([sys.executable, '-c', 'import mnist37.exercises'], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
+
+def test_a_function_not_written_yet_gets_no_seed_line():
+    def my_softmax(x): raise NotImplementedError('write your code here')
+    fb = check('softmax', my_softmax, seed=4)
+    assert not fb.ok and 'not written yet' in fb.message and '\n' not in repr(fb) and fb.repeat() is None, fb
