@@ -1,7 +1,7 @@
 "Shared fixtures: a private FASTAI_HOME per test, and a synthetic archive shaped like MNIST_SAMPLE."
 import io, os, tarfile
-# The tests run in parallel processes (pytest-xdist); one CPU thread each, for them and the processes they start,
-# because several PyTorch processes each using every core slow each other down badly.
+# The tests often run in parallel processes (pytest-xdist, `-n auto`); one CPU thread each, for them and the processes
+# they start, because several PyTorch processes each using every core slow each other down badly.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 # The archives below are synthetic (random pixels in MNIST_SAMPLE's layout), not fast.ai's file: let them be installed
 # as re-packed copies. Tests of the digest itself remove this variable.
@@ -9,8 +9,44 @@ os.environ.setdefault('MNIST37_ALLOW_REPACKED', '1')
 from pathlib import Path
 import numpy as np
 import pytest
+from hypothesis import is_hypothesis_test
 from PIL import Image
 from mnist37.source import EXPECTED
+
+# ---- the `slow` marker: what the inner loop (`pytest -m "not slow"`) leaves to CI
+# Marked here rather than in each file, so that one list says what is slow and why. A file name alone marks every test
+# in it; (file, test) marks one test function (all its parameters). tests/test_repo.py checks every entry still exists.
+SLOW = {
+    'test_kernel.py': 'every notebook in a real Jupyter kernel',
+    'test_site.py': 'the doc-site preview in headless Chromium',
+    'test_terminal.py': 'the CLI on a pseudo-terminal (pty): training and bench as a user types them',
+    ('test_exercises.py', 'test_function_feedback_on_many_draws'): '100 draws per exercise case',
+    ('test_exercises.py', 'test_student_copies_run_up_to_their_first_exercise'): 'runs the student copies',
+    ('test_cli.py', 'test_train_all_json_on_the_fallback'): 'trains through the CLI',
+    ('test_cli.py', 'test_train_ten_digits_json'): 'trains through the CLI',
+    ('test_cli.py', 'test_train_table_says_which_data'): 'trains through the CLI',
+    ('test_cli.py', 'test_bench_writes_table_and_plot'): 'the benchmark through the CLI',
+    ('test_repo.py', 'test_nbdev_test_skips_slow_and_cuda_cells_unless_asked'): 'runs nbdev_test three times',
+    ('test_repo.py', 'test_the_library_runs_without_nbdev'): 'imports every module in a fresh process',
+    ('test_safety.py', 'test_own_png_in_the_fallback_folder_is_kept'): 'builds the fallback',
+    ('test_safety.py', 'test_a_config_left_broken_by_a_killed_first_run_is_repaired'): 'builds the fallback, four times',
+    ('test_safety.py', 'test_cli_runs_after_a_killed_first_run'): 'the CLI builds the fallback in a fresh process',
+    ('test_digits.py', 'test_fallback_is_stratified_seeded_and_announced'): "builds the ten-digit fallback",
+    ('test_data.py', 'test_unwritable_cache_folder_says_what_to_do'): 'a fresh process in a mount namespace',
+}  # and every hypothesis test (a property suite draws up to hundreds of examples)
+# Every test that uses one of these fixtures: each builds or installs a full-size archive (14,000 or 70,000 files).
+SLOW_FIXTURES = {'fake_archive', 'fake_mnist_archive', 'bomb'}
+
+def is_slow(item) -> bool:
+    "Whether `item` is in SLOW (by its file, or its file and function), uses a SLOW_FIXTURES fixture or is a property test."
+    file, func = Path(str(item.fspath)).name, getattr(item, 'originalname', item.name)
+    return (file in SLOW or (file, func) in SLOW or bool(SLOW_FIXTURES & set(getattr(item, 'fixturenames', ())))
+            or is_hypothesis_test(getattr(item, 'obj', None)))
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection reads the marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if is_slow(item): item.add_marker(pytest.mark.slow)
 
 SHARED_ARCHIVE = Path(__file__).resolve().parents[1].parent/'shared'/'data'/'mnist_sample.tgz'
 

@@ -1,7 +1,8 @@
 """A local preview of the doc site, for machines without Quarto: nbdev's own processing of the notebooks
 (what `nbdev_proc_nbs` does before Quarto renders), then one HTML page per notebook with a navigation list.
-Run `python tests/preview.py` from the repository root; the pages land in artifacts/site/."""
-import html, re
+Run `python tests/preview.py` from the repository root; the pages land in artifacts/site/. It says what it is doing as
+it goes (nbdev's processing takes a while), then one line: how many pages, where, and how long it took."""
+import html, re, sys, time
 from pathlib import Path
 import yaml
 
@@ -46,16 +47,22 @@ def _as_quarto_would(nb):
             md = o.get('data', {}).get('text/markdown')
             if md: o['data']['text/markdown'] = re.sub(r'\{target="_blank"[^}]*\}', '', md)
 
-def build(out=ROOT/'artifacts'/'site', root=ROOT) -> list:
-    "Write one HTML page per notebook of the sidebar, each with the navigation list; return the pages."
+def title_html(title: str) -> str:
+    "A page title for the navigation list: escaped, with `code` in backticks shown as code (as Quarto's sidebar does)."
+    return re.sub(r'`([^`]+)`', r'<code>\1</code>', html.escape(title))
+
+def build(out=ROOT/'artifacts'/'site', root=ROOT, say=lambda msg: None) -> list:
+    "Write one HTML page per notebook of the sidebar, each with the navigation list; return the pages. `say` gets progress."
+    names = sidebar_order(root/'nbs')
+    say(f'processing {len(names)} notebooks as nbdev does before Quarto renders (nbdev_proc_nbs)...')
     import nbformat
     from nbconvert import HTMLExporter
     proc = process(root)
-    names = sidebar_order(root/'nbs')
+    say('rendering the pages (nbconvert):')
     nbs = {n: nbformat.read(proc/n, as_version=4) for n in names}
     titles = {n: _as_heading(nb) for n, nb in nbs.items()}
     page = lambda n: 'index.html' if n == 'index.ipynb' else n.replace('.ipynb', '.html')
-    nav = '<nav id="site-nav"><ul>' + ''.join(f'<li><a href="{page(n)}">{html.escape(titles[n])}</a></li>' for n in names) + '</ul></nav>'
+    nav = '<nav id="site-nav"><ul>' + ''.join(f'<li><a href="{page(n)}">{title_html(titles[n])}</a></li>' for n in names) + '</ul></nav>'
     style = '<style>#site-nav{position:fixed;left:0;top:0;width:210px;height:100%;overflow:auto;background:#f4f6fb;font:13px sans-serif;padding:8px}#site-nav li{margin:4px 0}body{margin-left:230px!important}</style>'
     out.mkdir(parents=True, exist_ok=True)
     from traitlets.config import Config
@@ -63,7 +70,8 @@ def build(out=ROOT/'artifacts'/'site', root=ROOT) -> list:
     for nb in nbs.values(): _as_quarto_would(nb)
     exporter = HTMLExporter(template_name='lab', config=cfg)
     pages = []
-    for n in names:
+    for i, n in enumerate(names, 1):
+        say(f'  [{i}/{len(names)}] {page(n)}')
         body, _ = exporter.from_notebook_node(nbs[n])
         # links between notebooks point at their pages, as Quarto rewrites them
         body = re.sub(r'href="([\w.-]+)\.ipynb(#[^"]*)?"', lambda m: f'href="{page(m[1] + ".ipynb")}{m[2] or ""}"', body)
@@ -73,4 +81,6 @@ def build(out=ROOT/'artifacts'/'site', root=ROOT) -> list:
     return pages
 
 if __name__ == '__main__':
-    for p in build(): print(p)
+    t0, out = time.perf_counter(), ROOT/'artifacts'/'site'
+    pages = build(out, say=lambda msg: print(msg, flush=True))
+    print(f'{len(pages)} pages in {out.relative_to(ROOT)}/ in {time.perf_counter() - t0:.0f} s: open {(out/"index.html").relative_to(ROOT)}')

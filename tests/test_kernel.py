@@ -1,16 +1,12 @@
-"""Every notebook, top to bottom, in a real Jupyter kernel (tests/kernel.py), on the fallback data and on the full
-data where this machine has it. pytest-xdist spreads the notebooks over its workers; each kernel uses one thread."""
-import os
+"""Every notebook, top to bottom, in a real Jupyter kernel (tests/kernel.py), on the bundled fallback data: every cell
+runs (`#| slow` ones too), and an exception, a warning or anything on stderr fails the notebook. pytest-xdist spreads
+the notebooks over its workers; each kernel uses one thread.
+
+The full data set is not run again here: `nbdev_test` (in .ci/run) runs every notebook on it, and .ci/colab runs every
+notebook in a real kernel on it (slow cells included), in Colab's own stack."""
 from pathlib import Path
 import pytest
 from kernel import data_env, notebooks, run_notebook
-from mnist37.source import find_mnist_sample
-
-def full_data_here() -> bool:
-    "Whether the caller's fastai home holds the full MNIST_SAMPLE, or an archive to install it from is configured."
-    if os.getenv('MNIST37_ARCHIVE'): return True
-    try: return find_mnist_sample().full
-    except Exception: return False
 
 @pytest.fixture(scope='session')
 def fallback_home(tmp_path_factory):
@@ -18,11 +14,9 @@ def fallback_home(tmp_path_factory):
     return str(tmp_path_factory.mktemp('kernel_home'))
 
 @pytest.mark.parametrize('nb', notebooks(), ids=lambda p: p.stem)
-@pytest.mark.parametrize('data', ['fallback', 'full'])
-def test_notebook_in_a_real_kernel(nb, data, fallback_home):
-    if data == 'full' and not full_data_here(): pytest.skip('no full MNIST_SAMPLE here (set MNIST37_ARCHIVE)')
-    secs, found = run_notebook(nb, data_env(data, fallback_home))
-    print(f'{nb.name} ({data}): {secs:.1f} s')
+def test_notebook_in_a_real_kernel(nb, fallback_home):
+    secs, found = run_notebook(nb, data_env('fallback', fallback_home))
+    print(f'{nb.name} (fallback): {secs:.1f} s')
     assert not found, '\n'.join(found)
 
 def test_the_kernel_run_runs_slow_cells_and_sees_errors_and_stderr(tmp_path):

@@ -1,5 +1,5 @@
-"The repository keeps its promises: README commands, CI, pins, notebook heads, no data committed."
-import json, re, subprocess, sys
+"The repository keeps its promises: README commands, CI, requirements, notebook heads, the sidebar, no data committed."
+import ast, json, re, shutil, subprocess, sys
 from configparser import ConfigParser
 from pathlib import Path
 
@@ -15,27 +15,51 @@ def quick_start():
 def test_readme_has_two_commands_and_ci_runs_the_test_one():
     main_job, test_cmd = quick_start()
     assert main_job.endswith('mnist37 train') and 'pytest' in test_cmd and 'nbdev_test' in test_cmd
-    assert test_cmd in (ROOT/'.ci'/'run').read_text().splitlines()
+    # pytest.ini forces no workers (the inner loop runs one process): the whole suite asks for them, and skips nothing
+    assert ' -n ' in test_cmd.split('pytest')[1] and ' -m ' not in test_cmd, test_cmd
+    # CI runs the same command, its install once (the first line below) and the rest after the README check
+    install, tests = test_cmd.split(' && ', 2)[:2], test_cmd.split(' && ', 2)[2]
+    ci = (ROOT/'.ci'/'run').read_text().splitlines()
+    assert ' && '.join(install) in ci and tests in ci and ci.index(' && '.join(install)) < ci.index(tests), (install, tests)
+    assert main_job.startswith(' && '.join(install))
 
-def test_pins():
+def installed(name):
+    from importlib.metadata import PackageNotFoundError, version
+    try: return version(name)
+    except PackageNotFoundError: return None
+
+def test_requirement_ranges_hold_both_tested_stacks():
+    "Each range the library asks for admits the versions CI tests: the [dev] set installed here, and Colab's stack."
+    from packaging.requirements import Requirement
     cfg = ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
-    req, dev = cfg['DEFAULT']['requirements'].split(), cfg['DEFAULT']['dev_requirements'].split()
-    # the library: ranges only, nothing that only builds the docs (a student's Colab keeps its own torch and fastai)
-    assert not [r for r in req if '==' in r] and not [r for r in req if re.match(r'(nbdev|execnb|ghapi)\b', r)], req
-    for rng in ['torch>=2.1,<3', 'fastai>=2.8,<2.9', 'fastprogress>=1.1.6,<1.2']: assert rng in req
-    # the dev set: the exact working set of nbdev 2.4.14
-    for pin in ['torch==2.14.1', 'torchvision==0.29.1', 'fastai==2.8.7', 'fastcore>=1.12.3,<2', 'nbdev==2.4.14',
-                'execnb<0.2', 'pytest', 'nbclient', 'pexpect']: assert pin in dev
-    assert cfg['DEFAULT']['tst_flags'].split() == ['notest', 'slow', 'cuda']
-    assert 'mnist37=mnist37.cli:main' in cfg['DEFAULT']['console_scripts']
+    colab = dict(l.split('==') for l in (ROOT/'.ci'/'colab-stack.txt').read_text().split())
+    norm = lambda n: re.sub(r'[-_.]+', '-', n).lower()
+    colab = {norm(k): v for k, v in colab.items()}
+    outside = []
+    for r in map(Requirement, cfg['DEFAULT']['requirements'].split()):
+        for stack, v in [('dev', installed(r.name)), ('colab', colab.get(norm(r.name)))]:
+            if v is None and stack == 'dev': outside.append(f'{r.name}: not installed in the dev venv')
+            elif v is not None and not r.specifier.contains(v, prereleases=True): outside.append(f'{r} excludes {stack} {v}')
+    assert not outside, outside
+
+def test_every_requirement_is_imported():
+    "A requirement nothing imports is dead weight on a student's machine (fastai brings its own torchvision)."
+    cfg = ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
+    from packaging.requirements import Requirement
+    modules = {'pillow': 'PIL'}
+    code = '\n'.join(p.read_text() for p in (ROOT/'mnist37').rglob('*.py'))
+    code += '\n'.join(''.join(c['source']) for nb in (ROOT/'nbs').glob('*.ipynb') for c in cells(nb) if c['cell_type'] == 'code')
+    unused = [r.name for r in map(Requirement, cfg['DEFAULT']['requirements'].split())
+              if not re.search(rf'^\s*(from|import)\s+{modules.get(r.name.lower(), r.name)}\b', code, re.M)]
+    assert not unused, f'required in settings.ini, imported nowhere in mnist37/ or nbs/: {unused}'
 
 def test_the_library_runs_without_nbdev():
     "Colab has no nbdev, execnb or ghapi: every module imports, and student copies are written, with them blocked."
     code = ("import sys, pkgutil, importlib, tempfile\n"
             "for m in ('nbdev', 'execnb', 'ghapi'): sys.modules[m] = None  # any import of them now fails\n"
             "import mnist37\n"
-            "mods = [m.name for m in pkgutil.iter_modules(mnist37.__path__) if not m.name.startswith('_')]\n"
-            "for m in mods: importlib.import_module(f'mnist37.{m}')\n"
+            "mods = [m.name for m in pkgutil.walk_packages(mnist37.__path__, 'mnist37.') if '._' not in m.name]\n"
+            "for m in mods: importlib.import_module(m)\n"
             f"from mnist37.student import student_copies; print(len(student_copies({str(ROOT/'nbs')!r}, tempfile.mkdtemp())), len(mods))")
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -59,20 +83,63 @@ def test_every_notebook_opens_with_colab_badge_and_install_cell():
     # one install cell, the same everywhere: it installs main, which CI has tested on Colab's stack (.ci/colab)
     assert len(colab_cells) == 1 and 'mnist37.git@main' in colab_cells.pop()
 
-def test_every_notebook_says_its_device_and_data():
+def test_every_notebook_says_its_device():
     for nb in NBS:
         src = '\n'.join(''.join(c['source']) for c in cells(nb))
         if 'get_device' in src and nb.name != '00a_device.ipynb': assert re.search(r'[Dd]evice: \{device', src), nb.name
-        if 'mnist_sample()' in src: assert 'FULL' in src or 'full' in src, nb.name
+# Which data a notebook runs on needs no check here: mnist_sample() announces it itself (tests/test_data.py), and a
+# figure asserted without the notebook's FULL guard fails the fallback kernel run (tests/test_kernel.py).
 
-def test_slow_and_cuda_cells_are_flagged_leaves():
-    for nb in NBS:
-        cs = [''.join(c['source']) for c in cells(nb) if c['cell_type'] == 'code']
-        for i, src in enumerate(cs):
-            if src.startswith(('#| slow', '#| cuda')):
-                defined = set(re.findall(r'^(\w+)\s*=', src, re.M))
-                later = '\n'.join(cs[i+1:])
-                assert not any(re.search(rf'\b{v}\b', later) for v in defined), (nb.name, defined)
+SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+def binds(node) -> set:
+    "Names `node` binds in the notebook's namespace (not the locals of the functions, classes and comprehensions in it)."
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): return {node.name}
+    if isinstance(node, SCOPES): return set()
+    if isinstance(node, (ast.Import, ast.ImportFrom)): return {(a.asname or a.name).split('.')[0] for a in node.names}
+    if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load): return {node.id}
+    return set().union(*[binds(c) for c in ast.iter_child_nodes(node)])
+
+def reads(node, local=frozenset()) -> set:
+    "Names `node` reads from the notebook's namespace (a function's own arguments and locals are not)."
+    if isinstance(node, ast.Name): return {node.id} - local if isinstance(node.ctx, ast.Load) else set()
+    if isinstance(node, SCOPES):
+        args = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)} if isinstance(getattr(node, 'args', None), ast.arguments) else set()
+        local = local | args | {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    return set().union(*[reads(c, local) for c in ast.iter_child_nodes(node)])
+
+def flags(src: str) -> set:
+    "The test flags (`#| slow`, `#| cuda`) among a cell's leading `#|` directive lines."
+    found = set()
+    for line in src.splitlines():
+        if not line.startswith('#|'): break
+        found |= set(line[2:].replace(':', ' ').split()) & {'slow', 'cuda'}
+    return found
+
+def python(src: str) -> ast.Module:
+    "A cell as Python (IPython's magics and shell escapes turned into calls, as the kernel does)."
+    from IPython.core.inputtransformer2 import TransformerManager
+    return ast.parse(TransformerManager().transform_cell(src))
+
+def leaks(nb: Path) -> list:
+    "Each name a `#| slow`/`#| cuda` cell binds that a later cell without that flag reads before binding it itself."
+    code = [(i, ''.join(c['source'])) for i, c in enumerate(cells(nb)) if c['cell_type'] == 'code']
+    found = []
+    for k, (i, src) in enumerate(code):
+        if not (fl := flags(src)): continue
+        pending = binds(python(src))
+        for j, later in code[k+1:]:
+            if fl <= flags(later): continue   # skipped whenever this one is
+            for stmt in python(later).body:
+                found += [f'{nb.name}: cell {j} reads {n!r} from #| {"/".join(sorted(fl))} cell {i}' for n in sorted(reads(stmt) & pending)]
+                pending -= binds(stmt)
+    return found
+
+def test_slow_and_cuda_cells_are_leaves():
+    """nbdev_test and the student copies' run skip #| slow and #| cuda cells: no later cell may read what they bind, not
+    even a name an earlier cell bound too (nbdev_test would pass, on the earlier value)."""
+    flagged = [nb for nb in NBS if any(flags(''.join(c['source'])) for c in cells(nb) if c['cell_type'] == 'code')]
+    assert flagged and not [l for nb in flagged for l in leaks(nb)], [l for nb in flagged for l in leaks(nb)]
 
 def test_saved_outputs_are_small_and_have_no_errors():
     for nb in NBS + [ROOT/'nbs'/'index.ipynb']:
@@ -109,3 +176,62 @@ def test_imports_have_cells_of_their_own():
             if any(IMPORT_LINE.match(l) for l in lines) and not all(IMPORT_LINE.match(l) for l in lines):
                 mixed.append(f'{nb.name} cell {i}')
     assert not mixed, f'cells that import and compute (put the imports in a cell of their own): {mixed}'
+
+def sidebar_notebooks() -> list:
+    import yaml
+    def walk(items):
+        for it in items: yield from [it] if isinstance(it, str) else walk(it.get('contents', []))
+    return list(walk(yaml.safe_load((ROOT/'nbs'/'sidebar.yml').read_text())['website']['sidebar']['contents']))
+
+def test_the_sidebar_lists_every_notebook_once():
+    "nbs/sidebar.yml is kept by hand (settings.ini: custom_sidebar = True, for its sections): nothing missing or stale."
+    listed, have = sidebar_notebooks(), sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb') if not p.name.startswith('_'))
+    assert sorted(listed) == have, {'not in sidebar.yml': set(have) - set(listed), 'no such notebook': set(listed) - set(have)}
+    assert len(set(listed)) == len(listed), 'a notebook is listed twice'
+
+def test_nbdev_keeps_the_site_config_and_readme_is_index_through_nbconvert(tmp_path):
+    """nbdev_prepare and nbdev_docs rewrite nbs/nbdev.yml from settings.ini, and nbdev_readme renders README.md with
+    Quarto (not installable on CI's machine, and its markdown differs): README.md is nbconvert's markdown of
+    nbs/index.ipynb (the command in .ci/run), and nbdev's own rewrite of the site config changes nothing."""
+    (tmp_path/'nbs').mkdir(); shutil.copy(ROOT/'settings.ini', tmp_path)
+    for f in ['_quarto.yml', 'nbdev.yml']: shutil.copy(ROOT/'nbs'/f, tmp_path/'nbs')
+    subprocess.run([sys.executable, '-c', 'from nbdev.quarto import refresh_quarto_yml; refresh_quarto_yml()'], cwd=tmp_path, check=True)
+    for f in ['_quarto.yml', 'nbdev.yml']: assert (tmp_path/'nbs'/f).read_text() == (ROOT/'nbs'/f).read_text(), f
+    cmd = re.search(r'^(.*jupyter nbconvert .*) > README\.md$', (ROOT/'.ci'/'run').read_text(), re.M)[1]
+    made = subprocess.run(cmd.replace('.venv/bin/', str(Path(sys.executable).parent) + '/'), shell=True, cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout
+    assert made == (ROOT/'README.md').read_text(), 'README.md is not index.ipynb through nbconvert: run the README command in .ci/run'
+
+def test_every_slow_entry_names_a_test():
+    "tests/conftest.py marks tests slow by name: a renamed test or fixture would silently join the inner loop."
+    from conftest import SLOW, SLOW_FIXTURES
+    fixtures = {n.name for f in (ROOT/'tests').glob('*.py') for n in ast.walk(ast.parse(f.read_text()))
+                if isinstance(n, ast.FunctionDef) and any('fixture' in ast.unparse(d) for d in n.decorator_list)}
+    assert SLOW_FIXTURES <= fixtures, SLOW_FIXTURES - fixtures
+    for entry in SLOW:
+        file, func = (entry, None) if isinstance(entry, str) else entry
+        assert (ROOT/'tests'/file).exists(), f'conftest.SLOW names {file}, which does not exist'
+        if func: assert func in {n.name for n in ast.parse((ROOT/'tests'/file).read_text()).body if isinstance(n, ast.FunctionDef)}, entry
+
+def test_the_license_file_is_the_one_settings_ini_names():
+    cfg = ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini'); cfg = cfg['DEFAULT']
+    text = (ROOT/'LICENSE').read_text()
+    names = {'apache2': 'Apache License\n *Version 2.0, January 2004'}
+    assert re.search(names[cfg['license']], text) and 'END OF TERMS AND CONDITIONS' in text, cfg['license']
+    assert f"Copyright {cfg['copyright']}" in text, cfg['copyright']
+
+def test_github_runs_the_ci_script_itself():
+    "One CI definition: the workflow's steps install PyTorch's CPU build and run .ci/run; they test nothing on their own."
+    import yaml
+    jobs = yaml.safe_load((ROOT/'.github'/'workflows'/'test.yaml').read_text())['jobs']
+    runs = [s['run'] for job in jobs.values() for s in job['steps'] if 'run' in s]
+    assert 'bash .ci/run' in runs and not [r for r in runs if re.search(r'pytest|nbdev_test|nbdev_export|nbconvert|\.ci/colab', r)], runs
+
+def test_cpu_torch_pins_are_the_dev_pins():
+    "The README's and .ci/cpu-torch's CPU build of PyTorch is the [dev] set's torch and torchvision."
+    cfg = ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
+    dev = sorted(r for r in cfg['DEFAULT']['dev_requirements'].split() if r.split('==')[0] in ('torch', 'torchvision'))
+    assert len(dev) == 2 and all('==' in r for r in dev), dev
+    for line in (ROOT/'README.md').read_text().splitlines():
+        if 'download.pytorch.org/whl/cpu' in line and 'pip install' in line:
+            assert sorted(re.findall(r'\btorch(?:vision)?==\S+', line)) == dev, line

@@ -55,6 +55,7 @@ def test_every_page_in_the_browser(site, browser):
         assert all(ok and w > 0 for ok, w, _ in imgs), (p.name, [i for i in imgs if not (i[0] and i[1] > 0)])
         images_seen += len(imgs)
         links = browser.execute_script("return [...document.querySelectorAll('#site-nav a')].map(a => a.href)")
+        assert '`' not in browser.find_element('id', 'site-nav').text, 'the navigation shows markdown backticks'  # shown as code
         assert len(links) == len(pages)
         for href in set(links) | set(browser.execute_script("return [...document.querySelectorAll('a')].map(a => a.href).filter(h => h.startsWith(location.origin))")):
             with urllib.request.urlopen(href.split('#')[0]) as r: assert r.status == 200, href
