@@ -4,30 +4,17 @@
 
 # %% ../nbs/01_pixel_similarity.ipynb #2577be62
 from __future__ import annotations
-import warnings
 import matplotlib.pyplot as plt
 import torch
+from .data import check_images
 
 # %% auto #0
-__all__ = ['mean_digit', 'show_digits', 'mnist_distance', 'rmse_distance', 'is_3', 'baseline_accuracy']
+__all__ = ['mean_digit', 'show_digits', 'compact_figures', 'mnist_distance', 'rmse_distance', 'is_3', 'baseline_accuracy']
 
 # %% ../nbs/01_pixel_similarity.ipynb #f3c1b0ca
-def _check_images(x, name='images'):
-    "Refuse what cannot be one 28x28 image or a stack of them with pixels scaled to 0..1."
-    if not isinstance(x, torch.Tensor): raise TypeError(f"{name} must be a torch tensor, got {type(x).__name__}")
-    if x.ndim < 2 or tuple(x.shape[-2:]) != (28, 28):
-        raise ValueError(f"{name} has shape {tuple(x.shape)}; expected one image (28, 28) or a stack (N, 28, 28)")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} holds integers ({x.dtype}): pixels must be scaled to 0..1 first, e.g. x.float()/255")
-    top = x.max().item() if x.numel() else 0.
-    if top > 1:
-        warnings.warn(f"{name} has values up to {top:g}: were the pixels divided by 255? "
-                      "Distances will not match the lesson's.")
-    return x
-
 def mean_digit(stack):
     "The 'ideal' digit: the mean of each pixel over a stack (N, 28, 28) of images."
-    return _check_images(stack, 'stack').mean(0)
+    return check_images(stack, 'stack', stack=True).mean(0)
 
 # %% ../nbs/01_pixel_similarity.ipynb #871208ac
 def show_digits(images, # a list or stack of 28x28 tensors
@@ -46,10 +33,26 @@ def show_digits(images, # a list or stack of 28x28 tensors
             ax.set_title(titles[i] if titles else '', fontsize=8)
     return fig
 
+# %% ../nbs/01_pixel_similarity.ipynb #e1c0f002
+def compact_figures(colors=256): # the most colours a saved figure keeps
+    "Store this notebook's matplotlib figures as PNGs of at most `colors` colours: the same look, a third of the bytes."
+    from IPython import get_ipython
+    if (ip := get_ipython()) is None: return   # not in a notebook: nothing to store
+    plt.close(plt.figure())   # loads the notebook's figure display first, so that it does not replace ours later
+    import base64, io
+    from matplotlib.figure import Figure
+    from PIL import Image
+    def png(fig):
+        raw, out = io.BytesIO(), io.BytesIO()
+        fig.savefig(raw, format='png', bbox_inches='tight', facecolor='white')
+        Image.open(raw).convert('RGB').quantize(colors).save(out, 'png', optimize=True)
+        return base64.b64encode(out.getvalue()).decode()
+    ip.display_formatter.formatters['image/png'].for_type(Figure, png)
+
 # %% ../nbs/01_pixel_similarity.ipynb #35aa5244
 def _pair(a, b):
     "Check two image tensors and that their shapes broadcast together."
-    _check_images(a, 'a'); _check_images(b, 'b')
+    check_images(a, 'a'); check_images(b, 'b')
     try: torch.broadcast_shapes(a.shape, b.shape)
     except RuntimeError:
         raise ValueError(f"shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast; "
@@ -68,10 +71,12 @@ def rmse_distance(a, b):
 # %% ../nbs/01_pixel_similarity.ipynb #4cbe86db
 def is_3(x, mean3, mean7):
     "True where an image is closer (mean absolute difference) to `mean3` than to `mean7`."
+    for name, v in (('x', x), ('mean3', mean3), ('mean7', mean7)): check_images(v, name)
     return mnist_distance(x, mean3) < mnist_distance(x, mean7)
 
 def baseline_accuracy(valid3, valid7, mean3, mean7):
     "Accuracy of `is_3` on the validation 3s, on the 7s, and the average of the two."
+    check_images(valid3, 'valid3', stack=True); check_images(valid7, 'valid7', stack=True)
     acc3 = is_3(valid3, mean3, mean7).float().mean().item()
     acc7 = (1 - is_3(valid7, mean3, mean7).float()).mean().item()
     return acc3, acc7, (acc3 + acc7)/2

@@ -6,6 +6,7 @@
 from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
+import warnings
 import torch
 from .source import EXPECTED, find_mnist_sample, is_complete, read_pngs
 
@@ -16,7 +17,7 @@ def mnist_sample(archive=None) -> Path:
     return sample.path
 
 # %% auto #0
-__all__ = ['mnist_sample', 'is_full', 'load_digits', 'Digits', 'load_sample']
+__all__ = ['mnist_sample', 'is_full', 'load_digits', 'Digits', 'load_sample', 'check_images']
 
 # %% ../nbs/00_data.ipynb #3b337898
 def is_full(path) -> bool:
@@ -39,3 +40,24 @@ class Digits(NamedTuple):
 def load_sample(path, cache=True) -> Digits:
     "Load `train/3`, `train/7`, `valid/3` and `valid/7` under `path` with `load_digits`."
     return Digits(*(load_digits(Path(path)/f, cache) for f in EXPECTED))
+
+# %% ../nbs/00_data.ipynb #c4ec1a01
+def check_images(x, # what should be one 28x28 image or a stack of them
+                 name='images', # the argument's name, used in the message
+                 stack=False): # True: only a stack (N, 28, 28) will do
+    "Refuse what cannot be finite 28x28 images with pixels scaled to 0..1 (warn above 1); return `x` unchanged."
+    if not isinstance(x, torch.Tensor): raise TypeError(f"{name} must be a torch tensor, got {type(x).__name__}")
+    want = 'a stack (N, 28, 28)' if stack else 'one image (28, 28) or a stack (N, 28, 28)'
+    if (x.ndim != 3 if stack else x.ndim < 2) or tuple(x.shape[-2:]) != (28, 28):
+        raise ValueError(f"{name} has shape {tuple(x.shape)}; expected {want} (rows of 784: x.view(-1, 28, 28))")
+    if x.numel() == 0: raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): it needs at least one image")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} holds integers ({x.dtype}): pixels must be scaled to 0..1 first, e.g. x.float()/255")
+    if not (ok := torch.isfinite(x)).all():
+        at = (~ok).nonzero()[0].tolist()
+        raise ValueError(f"{name} holds {(~ok).sum().item()} NaN or infinite pixel(s), the first at index {at} "
+                         f"({x[tuple(at)].item()}): find where they were computed (a 0/0?) and fix it there")
+    if (top := x.max().item()) > 1:
+        warnings.warn(f"{name} has values up to {top:g}: were the pixels divided by 255? "
+                      "Results will not match the lesson's.")
+    return x
