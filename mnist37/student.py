@@ -144,9 +144,12 @@ def _exercise(src: str, where: str, later: str, n, first: bool) -> str:
 def student_notebook(nb: dict, name: str, colab: str|None = None, names=STUDENT_NOTEBOOKS) -> dict:
     "The student's version of notebook `nb` (called `name`): see the rules above."
     cells, out, n, answers = [dict(c, source=''.join(c['source'])) for c in nb['cells']], [], '', {}
-    seen = False
+    seen, skip = False, 0  # skip: the level of the heading of a section for instructors being left out
     for i, c in enumerate(cells):
         src = c['source']
+        level = len(re.match(r'#*', src)[0]) if c['cell_type'] == 'markdown' and re.match(r'#+ ', src) else 0
+        if level and (not skip or level <= skip): skip = level if 'instructor' in src.split('\n')[0].lower() else 0
+        if skip: continue
         if c['cell_type'] == 'markdown':
             n = (re.findall(r'^\*\*(\d+)\.\*\*', src, re.M) or [n])[-1]
             c['source'] = _for_student(src, colab, name, set(names))
@@ -158,6 +161,7 @@ def student_notebook(nb: dict, name: str, colab: str|None = None, names=STUDENT_
                 c['source'] = _exercise(src, f'{name}.ipynb, cell {i}', _code(cells, i + 1), n, not seen)
                 answers.update((k, n) for k in bound); seen = True
             elif uses: c['source'] = _guarded(src, {e: [k for k in uses if uses[k] == e] for e in dict.fromkeys(uses.values())})
+            else: c['source'] = re.sub(r' ?\([^()\n]*instructor[^()\n]*\)', '', src, flags=re.I)  # in a comment
             c['outputs'], c['execution_count'] = [], None
         out.append(c)
     return {**nb, 'cells': out, 'metadata': {**nb.get('metadata', {}), **KERNEL}}

@@ -1,4 +1,4 @@
-"The exercise checker: right answers, recognised mistakes, no answers given away, fresh inputs, a time limit, the caller's random state kept; and student copies."
+"The exercise checker: right answers, recognised mistakes, no answers given away, fresh inputs, a time limit, the caller's random state kept (student copies: test_student.py)."
 import json, random, threading, time
 from pathlib import Path
 import nbformat, numpy as np, pytest, torch
@@ -8,7 +8,6 @@ import mnist37.feedback as feedback
 from mnist37.checks_pixels import _rmse_problem
 from mnist37.checks_sgd import _lr_limit
 from mnist37.exercises import check
-from mnist37.student import BEGIN, END, STUB, student_copies
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = [0, 1, 12345, None]   # None: drawn from the clock, as a student's check is
@@ -254,43 +253,6 @@ def test_largest_lr_limit_is_where_sgd_starts_to_diverge():
         return [apply_step(p, t, speed, lr) for _ in range(1000)][-1]
     limit = _lr_limit(t)
     assert final_loss(0.98*limit) < 10 and final_loss(1.02*limit) > 1e6
-
-# ---- student copies
-def test_student_copies_strip_solutions_and_outputs(tmp_path):
-    paths = student_copies(ROOT/'nbs', tmp_path)
-    assert len(paths) == len(list((ROOT/'nbs').glob('[0-9]*.ipynb')))
-    stubs = 0
-    for p in paths:
-        nbformat.validate(nbformat.read(p, as_version=4))
-        orig, copy = (json.loads(f.read_text()) for f in (ROOT/'nbs'/p.name, p))
-        assert len(orig['cells']) == len(copy['cells'])
-        for o, c in zip(orig['cells'], copy['cells']):
-            src, osrc = ''.join(c['source']), ''.join(o['source'])
-            assert not c.get('outputs')
-            if c['cell_type'] == 'markdown': assert src == osrc
-            elif BEGIN in [l.strip() for l in osrc.splitlines()]:
-                stubs += src.count(STUB); assert not {BEGIN, END} & {l.strip() for l in src.splitlines()}
-            else: assert src == osrc.rstrip('\n')
-    assert stubs >= 7
-
-def _run_until_first_exercise(nb_path):
-    "Execute a notebook's code cells (skipping #| slow / #| cuda, as nbdev_test does) until the first exercise stub."
-    from execnb.shell import CaptureShell
-    sh = CaptureShell()
-    for cell in json.loads(nb_path.read_text())['cells']:
-        src = ''.join(cell['source'])
-        if cell['cell_type'] != 'code' or src.startswith(('#| slow', '#| cuda')): continue
-        if STUB in src: return True
-        sh.run(src)
-        assert not sh.exc, f'{nb_path.name}: {sh.exc!r} in\n{src[:300]}'
-    return False
-
-def test_student_copies_run_up_to_their_first_exercise(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with_exercises = [p for p in student_copies(ROOT/'nbs', tmp_path/'student') if STUB in p.read_text()]
-    assert {p.name for p in with_exercises} >= {'01_pixel_similarity.ipynb', '03_linear.ipynb', '05_neural_net.ipynb'}
-    for p in with_exercises: assert _run_until_first_exercise(p)
-
 
 class RawParams(nn.Module):   # right maths, but no nn.Linear for the checker to find: said plainly
     def __init__(self): super().__init__(); self.w = nn.Parameter(torch.randn(784, 1))

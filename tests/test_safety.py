@@ -9,7 +9,6 @@ from conftest import add_bytes, make_archive, png_bytes
 from mnist37.data import load_digits
 from mnist37.source import (EXPECTED, MAX_PNG, DataError, Layout, build_folder, count_pngs, data_root, find_mnist_sample,
                             install_archive, is_complete)
-from mnist37.student import BEGIN, END, student_copies
 
 FEW = {'train/3': 2, 'train/7': 2, 'valid/3': 1, 'valid/7': 1}
 HYP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -18,81 +17,7 @@ def snapshot(root: Path) -> dict:
     "Every file under `root` (not following links) and its bytes."
     return {p: p.read_bytes() for p in root.rglob('*') if p.is_file() and not p.is_symlink()}
 
-# ---- §1 student copies: never over the sources, never over a person's files, never half-written
-
-def notebook(cells) -> str:
-    return json.dumps({'cells': [{'cell_type': 'code', 'id': f'c{i}', 'metadata': {}, 'execution_count': 1, 'outputs': [{'output_type': 'stream', 'name': 'stdout', 'text': ['out']}],
-                                  'source': src} for i, src in enumerate(cells)], 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5})
-
-@pytest.fixture
-def nbs(tmp_path):
-    "A small copy of a notebooks folder (never the real one: the old code would have rewritten it)."
-    d = tmp_path/'repo'/'nbs'; d.mkdir(parents=True)
-    (d/'01_a.ipynb').write_text(notebook([f'x = 1\n{BEGIN}\nsecret = 42\n{END}']))
-    (d/'02_b.ipynb').write_text(notebook(['print(2)']))
-    return d
-
-@pytest.mark.parametrize('spell', ['same', 'dot-slash', 'absolute', 'symlink', 'parent', 'inside'])
-def test_student_refuses_the_notebooks_folder_however_it_is_spelled(nbs, monkeypatch, spell):
-    monkeypatch.chdir(nbs.parent)
-    (nbs.parent/'link').symlink_to(nbs)
-    out = {'same': 'nbs', 'dot-slash': './nbs/', 'absolute': str(nbs.resolve()), 'symlink': 'link', 'parent': '.', 'inside': 'nbs/student'}[spell]
-    before = snapshot(nbs.parent)
-    with pytest.raises(ValueError, match=r'refusing to write student copies to .*(is|holds|is inside) the source notebooks folder'):
-        student_copies('nbs', out)
-    assert snapshot(nbs.parent) == before and not (nbs/'student').exists()
-
-def test_student_cli_refusal_is_one_line(nbs, capsys):
-    from mnist37.cli import run
-    with pytest.raises(SystemExit) as e: run(['student', '--nbs', str(nbs), '--out', str(nbs)])
-    assert 'refusing to write student copies' in str(e.value.code) and '\n' not in str(e.value.code)
-    assert '42' in (nbs/'01_a.ipynb').read_text()
-
-def test_student_refuses_a_persons_files_unless_forced(nbs, tmp_path):
-    out = tmp_path/'student'
-    first = student_copies(nbs, out)
-    assert student_copies(nbs, out) == first  # over its own untouched copies: fine
-    (out/'notes.txt').write_text('mine')
-    (out/'01_a.ipynb').write_text('my answers')  # a student worked in their copy
-    with pytest.raises(FileExistsError, match=r'holds files student copies did not write.*01_a.ipynb, notes.txt.*--force'):
-        student_copies(nbs, out)
-    assert (out/'01_a.ipynb').read_text() == 'my answers' and (out/'notes.txt').read_text() == 'mine'
-    student_copies(nbs, out, force=True)
-    assert 'NotImplementedError' in (out/'01_a.ipynb').read_text() and (out/'notes.txt').read_text() == 'mine'
-    (out/'notes.txt').unlink(); student_copies(nbs, out)  # the forced copies are its own again
-    f = tmp_path/'afile'; f.write_text('x')
-    with pytest.raises(FileExistsError, match='is not a folder'): student_copies(nbs, f)
-
-def test_student_never_writes_partially(nbs, tmp_path):
-    (nbs/'03_broken.ipynb').write_text(notebook([f'{BEGIN}\nnever closed']))
-    with pytest.raises(ValueError, match='never closed'): student_copies(nbs, tmp_path/'student')
-    assert not (tmp_path/'student').exists() and not list(tmp_path.glob('.mnist37-student-tmp-*'))
-    (tmp_path/'student').mkdir()
-    with pytest.raises(ValueError, match='never closed'): student_copies(nbs, tmp_path/'student')
-    assert list((tmp_path/'student').iterdir()) == []
-
-def test_student_folder_is_readable_as_any_new_folder(nbs, tmp_path):
-    "A class server's other users read the copies: the new folder gets the umask's mode, not a temp folder's 0700."
-    old = os.umask(0o022)
-    try: student_copies(nbs, tmp_path/'student')
-    finally: os.umask(old)
-    assert (tmp_path/'student').stat().st_mode & 0o777 == 0o755, oct((tmp_path/'student').stat().st_mode)
-
-@HYP
-@given(parts=st.lists(st.sampled_from(['nbs', 'link', 'other', 'new', '.', '..', 'repo']), min_size=1, max_size=4), force=st.booleans())
-def test_student_property_never_destroys(tmp_path_factory, parts, force):
-    "Any output path (spelled through links, dots and parents) and either force: the sources and a person's files stay as they were."
-    root = tmp_path_factory.mktemp('prop')/'repo'; nbs = root/'nbs'; nbs.mkdir(parents=True)
-    (nbs/'01_a.ipynb').write_text(notebook([f'{BEGIN}\nsecret = 42\n{END}']))
-    (root/'link').symlink_to(nbs); (root/'other').mkdir(); (root/'other'/'mine.txt').write_text('mine')
-    out = root.joinpath(*parts)
-    if root.parent not in [out.resolve(), *out.resolve().parents]: return  # outside the sandbox
-    before = snapshot(root.parent)
-    try: student_copies(nbs, out, force=force)
-    except (ValueError, FileExistsError): assert snapshot(root.parent) == before; return
-    after = snapshot(root.parent)
-    assert {p: b for p, b in after.items() if p in before} == before  # nothing that existed was changed
-    assert (out.resolve()/'01_a.ipynb').is_file() and nbs.resolve() not in [out.resolve(), *out.resolve().parents]
+# ---- §1 student copies: tests/test_student.py
 
 # ---- §1 data: a person's files at any depth of the data folder are never deleted
 

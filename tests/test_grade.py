@@ -1,0 +1,125 @@
+"""`mnist37 grade` (issue 20 §5): every notebook run in its own kernel, each exercise checked again by the grader on a
+seed the notebook never saw; hangs, crashes, files that are not notebooks and fakes graded for what they are."""
+import csv, json, os, shutil
+from pathlib import Path
+import pytest
+from mnist37.grade import COLUMNS, VERDICTS, exercises, grade, summary, submissions
+from mnist37.student import read_notebook, student_copies
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT/'nbs'
+SMALL = ['00_data.ipynb', '01_pixel_similarity.ipynb']   # two lesson notebooks: a class graded in minutes
+
+def edit(src: Path, dst: Path, change):
+    "Copy the notebook `src` to `dst`, giving `change(source) -> new source` every code cell."
+    nb = json.loads(src.read_text())
+    for c in nb['cells']:
+        if c['cell_type'] == 'code': c['source'] = change(''.join(c['source']))
+    dst.parent.mkdir(parents=True, exist_ok=True); dst.write_text(json.dumps(nb))
+
+def solve_rmse(s):   # the one exercise this student solves
+    return ("def is_3_rmse(x, mean3, mean7):\n    return rmse_distance(x, mean3) < rmse_distance(x, mean7)\n"
+            "check('is_3_rmse', is_3_rmse)") if 'def is_3_rmse' in s else s
+
+def tiny(code: str) -> str:
+    "A one-cell notebook, as a student would hand it in."
+    return json.dumps({'cells': [{'cell_type': 'code', 'execution_count': None, 'id': 'a', 'metadata': {}, 'outputs': [],
+                                  'source': 'from mnist37.exercises import check\n' + code}],
+                       'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5})
+
+# ---- fast: what is graded
+def test_the_exercises_of_each_student_copy_are_those_of_the_instructors_notebook(tmp_path):
+    for p in student_copies(NBS, tmp_path/'copies'):
+        ours, theirs = exercises(read_notebook(NBS/p.name)), exercises(read_notebook(p))
+        assert [(l, f, a) for l, c, m, f, a in ours] == [(l, f, a) for l, c, m, f, a in theirs], p.name
+    labels = [l for n in ['00_data', '01_pixel_similarity', '02_sgd', '03_linear', '04_optimizer', '05_neural_net', '10_learner',
+                          '11_all_digits'] for l, *_ in exercises(read_notebook(NBS/f'{n}.ipynb'))]
+    assert labels == ['stack_shapes', 'broadcast_shapes', 'is_3_rmse', 'numerical_grad', 'momentum_step', 'largest_lr',
+                      'no_sigmoid_loss', 'grad_twice', 'MomentumSGD', 'simple_net2', 'fit', 'softmax', 'cross_entropy']
+
+def test_submissions_name_students_by_folder_or_file(tmp_path):
+    for f in ['ann/00_data.ipynb', 'ann/sub/01_pixel_similarity.ipynb', 'bo.ipynb', 'ann/.ipynb_checkpoints/00_data-checkpoint.ipynb']:
+        (tmp_path/f).parent.mkdir(parents=True, exist_ok=True); (tmp_path/f).write_text('{}')
+    assert [(s, p.name) for s, p in submissions(tmp_path)] == [('ann', '00_data.ipynb'), ('ann', '01_pixel_similarity.ipynb'),
+                                                               ('bo', 'bo.ipynb')]
+    with pytest.raises(NotADirectoryError, match='does not exist'): submissions(tmp_path/'nope')
+    with pytest.raises(NotADirectoryError, match='is a file, not a folder'): submissions(tmp_path/'bo.ipynb')
+
+def test_a_persons_csv_is_never_replaced_and_bad_settings_are_named(tmp_path):
+    (tmp_path/'class').mkdir(); (tmp_path/'class'/'a.ipynb').write_text(tiny('my_factor = 2'))
+    (tmp_path/'mine.csv').write_text('name,mark\nann,A\n')
+    with pytest.raises(FileExistsError, match='mine.csv exists and is not a grades table'):
+        grade(tmp_path/'class', tmp_path/'mine.csv', jobs=1, timeout=60)
+    assert (tmp_path/'mine.csv').read_text() == 'name,mark\nann,A\n'
+    with pytest.raises(ValueError, match='--jobs 0'): grade(tmp_path/'class', tmp_path/'g.csv', jobs=0)
+
+def test_summary_has_a_row_per_student_and_a_column_per_exercise():
+    rows = [('ann', '03.ipynb', 'grad_twice', 'correct', ''), ('ann', '03.ipynb', 'no_sigmoid_loss', 'not written', ''),
+            ('bo', '03.ipynb', 'grad_twice', 'timed out', 'cell 3 ran past'), ('cy', 'cy.ipynb', '', 'error', 'cy.ipynb is not a notebook')]
+    lines = summary(rows).splitlines()
+    assert lines[0].split() == ['student', 'grad_twice', 'no_sigmoid_l']
+    assert lines[1].split() == ['ann', 'ok', '-'] and lines[2].split() == ['bo', 'TIME'] and lines[3].split() == ['cy']
+    assert 'cy.ipynb is not a notebook' in lines[4]
+
+# ---- slow: a class graded in real kernels
+@pytest.fixture(scope='module')
+def graded(tmp_path_factory):
+    "A small class (two lesson notebooks each, or one odd file) graded once: (rows read back from the CSV, the class folder)."
+    d = tmp_path_factory.mktemp('class'); cls = d/'class'
+    copies = student_copies(NBS, d/'copies')
+    by_name = {p.name: p for p in copies}
+    for n in SMALL:
+        (cls/'teacher').mkdir(parents=True, exist_ok=True); shutil.copy(NBS/n, cls/'teacher'/n)
+        for who in ['untouched', 'half', 'cheat', 'hang', 'deleter']: (cls/who).mkdir(exist_ok=True); shutil.copy(by_name[n], cls/who/n)
+    edit(by_name['01_pixel_similarity.ipynb'], cls/'half'/'01_pixel_similarity.ipynb', solve_rmse)
+    edit(by_name['01_pixel_similarity.ipynb'], cls/'cheat'/'01_pixel_similarity.ipynb', lambda s: (
+        "def is_3_rmse(x, mean3, mean7): return x.sum() > 0\nprint('Correct! the RMSE verdicts')\n"
+        "check = lambda *a, **k: print('Correct!')\ncheck('is_3_rmse', is_3_rmse)") if 'def is_3_rmse' in s else s)
+    edit(by_name['01_pixel_similarity.ipynb'], cls/'hang'/'01_pixel_similarity.ipynb',
+         lambda s: 'while True: pass' if 'Exercise 3 is not written yet' in s else solve_rmse(s))
+    (cls/'deleter'/'my_notes.txt').write_text('keep me')
+    edit(by_name['00_data.ipynb'], cls/'deleter'/'00_data.ipynb',
+         lambda s: "import os; os.remove('my_notes.txt')\n" + s if 'Exercise 2 is not written yet' in s else s)
+    (cls/'crash.ipynb').write_text(tiny("my_factor = 2\nimport os; os._exit(1)\ncheck('grad_twice', my_factor)"))
+    (cls/'notebook.ipynb').write_text('{"cells": ')
+    before = {p: p.read_bytes() for p in cls.rglob('*') if p.is_file()}
+    old = dict(os.environ)
+    os.environ.update(FASTAI_HOME=str(d/'fastai'), MNIST37_OFFLINE='1'); os.environ.pop('MNIST37_ARCHIVE', None)
+    try: grade(cls, d/'grades.csv', jobs=2, timeout=120, seed=None)   # the kernels: the offline fallback data
+    finally: os.environ.clear(); os.environ.update(old)
+    assert {p: p.read_bytes() for p in cls.rglob('*') if p.is_file()} == before   # no submission changed
+    with open(d/'grades.csv', newline='') as f: rows = list(csv.reader(f))
+    assert tuple(rows[0]) == COLUMNS
+    return rows[1:]
+
+def verdicts(rows, student):
+    return {r[2]: r[3] for r in rows if r[0] == student and r[2]}
+
+def test_instructors_notebooks_are_all_correct(graded):
+    assert verdicts(graded, 'teacher') == {'stack_shapes': 'correct', 'broadcast_shapes': 'correct', 'is_3_rmse': 'correct'}
+
+def test_untouched_copies_are_not_written_anywhere(graded):
+    assert verdicts(graded, 'untouched') == dict.fromkeys(['stack_shapes', 'broadcast_shapes', 'is_3_rmse'], 'not written')
+
+def test_a_copy_with_one_exercise_solved_gets_exactly_that_one(graded):
+    assert verdicts(graded, 'half') == {'stack_shapes': 'not written', 'broadcast_shapes': 'not written', 'is_3_rmse': 'correct'}
+
+def test_a_printed_or_faked_correct_counts_for_nothing(graded):
+    v = verdicts(graded, 'cheat')
+    assert v['is_3_rmse'] == 'not yet', graded
+
+def test_a_hanging_copy_is_timed_out_and_the_rest_graded(graded):
+    assert verdicts(graded, 'hang') == {'stack_shapes': 'not written', 'broadcast_shapes': 'not written', 'is_3_rmse': 'correct'}
+    own = [r for r in graded if r[0] == 'hang' and not r[2]]
+    assert [r[3] for r in own] == ['timed out'] and 'limit' in own[0][4]
+
+def test_a_crashing_kernel_and_a_file_that_is_not_a_notebook_are_named(graded):
+    assert [r[2:4] for r in graded if r[0] == 'crash'][0] == ['grad_twice', 'error']
+    assert any('crash' in r[4] or 'died' in r[4] for r in graded if r[0] == 'crash')
+    bad = [r for r in graded if r[0] == 'notebook']
+    assert len(bad) == 1 and bad[0][3] == 'error' and 'notebook.ipynb is not a notebook' in bad[0][4]
+
+def test_a_notebook_that_deletes_files_is_named_and_the_submission_kept(graded):
+    own = [r for r in graded if r[0] == 'deleter' and not r[2]]
+    assert own and 'my_notes.txt' in own[0][4]
+    assert all(r[3] in VERDICTS or (r[3] == '' and r[4] == 'no checked exercise') for r in graded)
