@@ -10,11 +10,13 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
+from .device import env_flag
 from .layout import (
-    FALLBACK, FALLBACK_COUNTS, MNIST_SAMPLE, DataError, Layout, _locked, count_pngs, data_root, is_complete)
+    FALLBACK, FALLBACK_COUNTS, MNIST_SAMPLE, DataError, Layout, _locked, check_path, count_pngs, data_root,
+    is_complete, what_is)
 
 # %% auto #0
-__all__ = ['build_folder', 'install_archive', 'build_fallback']
+__all__ = ['MAX_META', 'build_folder', 'install_archive', 'build_fallback']
 
 # %% ../nbs/12b_install.ipynb #0523bdbe
 def _theirs(dest: Path, layout: Layout, new: Path | None = None) -> list:
@@ -38,11 +40,19 @@ def _refuse(dest: Path, theirs: list):
 # %% ../nbs/12b_install.ipynb #bd0de0df
 _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
+def _check_dest(dest: Path, layout: Layout):
+    "Refuse to build `layout` at `dest` if something there is not an incomplete copy of ours: a link, a file, their files."
+    if dest.is_symlink():  # perhaps a person's own copy elsewhere: never written through, never deleted
+        raise DataError(f"{dest} is a link to {os.readlink(dest)}, which does not hold a complete {layout.title}; mnist37 "
+                        "does not write through links: remove the link (what it points to is kept) and run again")
+    if dest.exists() and not dest.is_dir():
+        raise DataError(f"{dest} is {what_is(dest)} where the folder of {layout.title} goes; move it away and try again")
+    if dest.is_dir() and (theirs := _theirs(dest, layout)): _refuse(dest, theirs)
+
 @contextmanager
 def _building(dest: Path, layout: Layout):
     "A temporary path beside `dest` that becomes `dest` if the block ends and `dest` holds nothing of anyone else."
-    if dest.is_symlink() or dest.exists() and not dest.is_dir(): _refuse(dest.parent, [dest.name])
-    if dest.is_dir() and (theirs := _theirs(dest, layout)): _refuse(dest, theirs)
+    _check_dest(dest, layout)
     for stale in dest.parent.glob(f'.{dest.name}.tmp-*'): shutil.rmtree(stale, ignore_errors=True)  # a killed run's
     tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.tmp-', dir=dest.parent))
     try:
@@ -64,6 +74,21 @@ def build_folder(layout: Layout, write, root=None) -> Path:
         if not is_complete(dest, layout.counts, layout.files):
             with _building(dest, layout) as out: write(out)
     return dest
+
+# %% ../nbs/12b_install.ipynb #aa8f5b95
+MAX_META = 4096  # bytes: the most a long-name or pax header may declare (tarfile reads such a header whole)
+_META = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+
+class _Oversized(Exception): "A tar header that declares more than mnist37 will read into memory."
+
+class _Bounded(tarfile.TarInfo):
+    "A tar header that refuses a long-name or pax record over `MAX_META` bytes (or a sparse file) before it is read."
+    def _proc_member(self, tf):
+        if self.type == tarfile.GNUTYPE_SPARSE: raise _Oversized(f'its entry {self.name!r} is a sparse file')
+        if self.type in _META and self.size > MAX_META:
+            raise _Oversized(f"its header at byte {self.offset:,} ({'pax' if self.type in _META[2:] else 'long name'})"
+                             f" declares {self.size:,} bytes, more than the {MAX_META:,} a header may hold")
+        return super()._proc_member(tf)
 
 # %% ../nbs/12b_install.ipynb #7b33a6d0
 def _members(tf: tarfile.TarFile, archive: Path, layout: Layout) -> list:
@@ -107,9 +132,10 @@ def _not_it(archive: Path, layout: Layout, found: dict):
 def _extract(archive: Path, layout: Layout, out: Path):
     "Extract `archive` into `out`'s parent, after checking its entries, and check that it gave exactly `layout`."
     try:
-        with tarfile.open(archive, 'r:gz') as tf:
+        with tarfile.open(archive, 'r:gz', tarinfo=_Bounded) as tf:
             safe = {'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}  # Python's own checks too, if any
             tf.extractall(out.parent, members=_members(tf, archive, layout), **safe)
+    except _Oversized as e: raise DataError(f'{archive}: {e}; refusing to extract it') from None
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise DataError(f"{archive} is not a readable gzip tarball ({e}); it may be truncated:"
                         f" copy it again ({layout.checksum})") from e
@@ -123,10 +149,8 @@ def _sha256(fn: Path) -> str:
 
 def install_archive(archive, root=None, layout=MNIST_SAMPLE, repacked=False) -> Path:
     "Check a local `mnist_sample.tgz` (or another `layout`'s archive) and extract it where `untar_data` looks."
-    archive = Path(archive).expanduser()
-    if not archive.is_file():
-        raise DataError(f"archive {archive} does not exist; give the path of a copy of {layout.name}.tgz")
-    repacked = repacked or os.getenv('MNIST37_ALLOW_REPACKED', '') not in ('', '0')
+    archive = check_path(archive, 'file', 'archive', f'give the path of a copy of {layout.name}.tgz')
+    repacked = repacked or env_flag('MNIST37_ALLOW_REPACKED')
     if layout.sha256 and not repacked and (got := _sha256(archive)) != layout.sha256:
         raise DataError(f"{archive} is not fast.ai's {layout.name}.tgz: its sha256 is {got}, expected {layout.sha256}."
                         " Copy it again; if you re-packed it yourself, set MNIST37_ALLOW_REPACKED=1"

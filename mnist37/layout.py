@@ -4,7 +4,7 @@
 
 # %% ../nbs/12a_layout.ipynb #f481d154
 from __future__ import annotations
-import io, os, tempfile
+import errno, io, os, stat, tempfile
 from configparser import ConfigParser, Error as ConfigError
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -12,7 +12,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['EXPECTED', 'FALLBACK_COUNTS', 'FALLBACK_NAME', 'ARCHIVE_SHA256', 'MAX_PNG', 'MAX_FILE', 'AVG_PNG', 'LABELS',
-           'MNIST_SAMPLE', 'FALLBACK', 'DataError', 'Layout', 'data_root', 'count_pngs', 'is_complete']
+           'MNIST_SAMPLE', 'FALLBACK', 'DataError', 'Layout', 'what_is', 'check_path', 'data_root', 'count_pngs',
+           'is_complete']
 
 # %% ../nbs/12a_layout.ipynb #8d9d764c
 EXPECTED = {'train/3': 6131, 'train/7': 6265, 'valid/3': 1010, 'valid/7': 1028}  # PNG files in the full MNIST_SAMPLE
@@ -50,6 +51,40 @@ MNIST_SAMPLE = Layout('mnist_sample', 'MNIST_SAMPLE', EXPECTED, LABELS, 'MNIST_S
                       ARCHIVE_SHA256, stand_in="a small part of MNIST; the lesson's exact figures do not apply")
 FALLBACK = Layout(FALLBACK_NAME, 'the offline fallback', FALLBACK_COUNTS, LABELS)
 
+# %% ../nbs/12a_layout.ipynb #ed683149
+_TROUBLE = {errno.ELOOP: 'a symlink loop', errno.ENOTDIR: 'a path through a file', errno.EACCES: 'behind a folder you '
+            'may not open', errno.ENAMETOOLONG: 'a name too long for this system'}  # what os.stat's errors mean
+
+def what_is(path) -> str | None:
+    "What is at `path`, in words ('a folder', 'a file', 'a symlink loop', ...), or None when nothing is there."
+    try: st = os.stat(path)
+    except ValueError: return 'not a path (it holds a NUL character)'
+    except OSError as e:
+        if e.errno != errno.ENOENT: return _TROUBLE.get(e.errno, f'unreadable ({e.strerror})')
+        return 'a link whose target is missing' if os.path.islink(path) else None
+    if stat.S_ISDIR(st.st_mode): return 'a folder'
+    return 'a file' if stat.S_ISREG(st.st_mode) else 'a device or other special file'
+
+# %% ../nbs/12a_layout.ipynb #b7e2483d
+_WANT = {'file': 'a file', 'folder': 'a folder', 'new folder': 'a folder or the name of a new one'}
+
+def check_path(path, want='file', label='', hint='') -> Path:
+    "`path` as a Path if it is what is `want`ed ('file', 'folder', or 'new folder': a folder or one that can be made)."
+    p, hint = Path(os.path.expanduser(path)), hint and f'; {hint}'
+    kind = what_is(p)
+    name = f'{label}{path}' if label.endswith('=') else f'{label} {path}'.strip()  # 'FASTAI_HOME=x', '--out x'
+    if kind is None and want == 'new folder':  # nothing there yet: it can be made if its nearest existing parent is a folder
+        up = next(q for q in p.absolute().parents if what_is(q) is not None)
+        if what_is(up) == 'a folder': return p
+        raise DataError(f'{name} cannot be made: {up} is {what_is(up)}, not a folder{hint}')
+    if kind is None: raise DataError(f'{name} does not exist{hint}')
+    if kind not in ('a file', 'a folder'):  # trouble on the way: name the first part of the path that has it
+        at = next((q for q in reversed(p.parents) if what_is(q) == kind), p)
+        kind += f' at {at}' if at != p else ''
+    elif _WANT[want].startswith(kind) and os.access(p, os.R_OK): return p
+    elif _WANT[want].startswith(kind): kind += ' you may not read'
+    raise DataError(f'{name} is {kind}, not {_WANT[want]}{hint}')
+
 # %% ../nbs/12a_layout.ipynb #1ba04e48
 _FASTAI_CFG = dict(data='data', archive='archive', storage='tmp', model='models')  # what fastai writes on first use
 
@@ -75,7 +110,8 @@ def data_root() -> Path:
     "The folder where fastai's `untar_data` puts data sets (`$FASTAI_HOME/data`, by default `~/.fastai/data`)."
     from fastai.data.external import fastai_cfg
     fastai_cfg.cache_clear()  # FASTAI_HOME may have changed since the last call
-    home = Path(os.getenv('FASTAI_HOME', '~/.fastai')).expanduser()
+    fix, named = 'set FASTAI_HOME to a folder you can write to', 'FASTAI_HOME' in os.environ
+    home = check_path(os.getenv('FASTAI_HOME', '~/.fastai'), 'new folder', 'FASTAI_HOME=' if named else '', fix)
     try:
         # fastai writes its config.ini on first use, not atomically: processes starting together take turns
         try: lock, writable = _locked(home), True
@@ -84,10 +120,10 @@ def data_root() -> Path:
             lock, writable = nullcontext(), False
         with lock:
             _check_config(home/'config.ini', writable)
-            return fastai_cfg().path('data')
+            data = fastai_cfg().path('data')
     except OSError as e:
-        raise DataError(f"cannot set up fastai's folder {home} ({e});"
-                        " set FASTAI_HOME to a folder you can write to") from e
+        raise DataError(f"cannot set up fastai's folder {home} ({e}); {fix}") from e
+    return check_path(data, 'new folder', f"the data folder set in {home/'config.ini'},", fix)
 
 # %% ../nbs/12a_layout.ipynb #60ce05b1
 def count_pngs(path, folders=EXPECTED) -> dict:

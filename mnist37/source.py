@@ -12,18 +12,20 @@ import torch
 from PIL import Image
 from .layout import (
     ARCHIVE_SHA256, AVG_PNG, EXPECTED, FALLBACK, FALLBACK_COUNTS, FALLBACK_NAME, LABELS, MAX_FILE, MAX_PNG,
-    MNIST_SAMPLE, DataError, Layout, _writable, count_pngs, data_root, is_complete)
-from .install import build_fallback, build_folder, install_archive
+    MNIST_SAMPLE, DataError, Layout, _writable, check_path, count_pngs, data_root, is_complete, what_is)
+from .device import env_flag
+from .install import MAX_META, build_fallback, build_folder, install_archive
 
 # %% auto #0
 __all__ = ['Sample', 'find_data', 'find_mnist_sample', 'read_pngs', 'EXPECTED', 'FALLBACK_COUNTS', 'FALLBACK_NAME',
            'ARCHIVE_SHA256', 'MAX_PNG', 'MAX_FILE', 'AVG_PNG', 'LABELS', 'MNIST_SAMPLE', 'FALLBACK', 'DataError',
-           'Layout', 'data_root', 'count_pngs', 'is_complete', 'build_folder', 'install_archive', 'build_fallback']
+           'Layout', 'data_root', 'count_pngs', 'is_complete', 'check_path', 'what_is', 'build_folder',
+           'install_archive', 'build_fallback', 'MAX_META']
 
 # %% ../nbs/12_source.ipynb #60a8a434
 _all_ = ['EXPECTED', 'FALLBACK_COUNTS', 'FALLBACK_NAME', 'ARCHIVE_SHA256', 'MAX_PNG', 'MAX_FILE', 'AVG_PNG', 'LABELS',
-         'MNIST_SAMPLE', 'FALLBACK', 'DataError', 'Layout', 'data_root', 'count_pngs', 'is_complete', 'build_folder',
-         'install_archive', 'build_fallback']  # what `from mnist37.source import *` hands on from the layers below
+         'MNIST_SAMPLE', 'FALLBACK', 'DataError', 'Layout', 'data_root', 'count_pngs', 'is_complete', 'check_path',
+         'what_is', 'build_folder', 'install_archive', 'build_fallback', 'MAX_META']  # what `from mnist37.source import *` hands on from the layers below
 
 # %% ../nbs/12_source.ipynb #315d616a
 @dataclass
@@ -47,7 +49,7 @@ def _tally(n: dict) -> str:
 
 def _online(host='s3.amazonaws.com') -> bool:
     "True when the server that hosts fast.ai's data sets answers (and `MNIST37_OFFLINE` is not set)."
-    if os.getenv('MNIST37_OFFLINE'): return False
+    if env_flag('MNIST37_OFFLINE'): return False
     try: socket.create_connection((host, 443), timeout=3).close(); return True
     except OSError: return False
 
@@ -56,12 +58,13 @@ def find_data(layout: Layout, archive=None, env='MNIST37_ARCHIVE', fallback=buil
     "(folder, source, full) of `layout` from the first source that has it: cache, `archive`/`$env`, download, fallback."
     root = data_root(); real = root/layout.name
     if is_complete(real, layout.counts, layout.files):
-        if archive and not Path(archive).is_file():  # a path typed by hand is checked even when it is not needed
-            raise DataError(f'{archive}: no such archive file; the {layout.title} data is already in {real}, '
-                            'so you can leave the archive out')
+        if archive:  # a path typed by hand is checked even when it is not needed
+            check_path(archive, 'file', 'archive', f'the {layout.title} data is already in {real}, so leave it out')
         return real, 'fastai cache', True
-    archive = archive or os.getenv(env)
-    if archive: return install_archive(archive, root, layout), 'archive', True
+    label, archive = ('archive', archive) if archive else (f'{env}=', os.getenv(env))
+    if archive:
+        check_path(archive, 'file', label, f'give the path of a copy of {layout.name}.tgz')
+        return install_archive(archive, root, layout), 'archive', True
     if _online():
         from fastai.data.external import untar_data, URLs
         try:

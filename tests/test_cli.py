@@ -33,8 +33,10 @@ def test_help_is_quick_and_imports_no_torch():
     (['train', '--device', 'cpu:x'], "after ':' comes a device number"), (['bench', '--device', 'mps:1'], "'mps:1'"),
     (['train', '--device', 'cpu:1'], "only one cpu device"), (['train', '--lr', 'nan'], "'nan' is not a finite number"),
     (['train', '--lr', '1e999'], "'1e999' is not a finite number"), (['train', '--epochs', '20000'], 'at most 10000'),
-    (['train', '--seed', str(2**32)], 'at most 4294967295'), (['bench', '--out', __file__], 'exists and is not a folder'),
-    (['student', '--out', __file__ + '/x'], 'is not a folder, so'),
+    (['train', '--seed', str(2**32)], 'at most 4294967295'), (['bench', '--out', __file__], f'--out {__file__} is a file, not a folder'),
+    (['student', '--out', __file__ + '/x'], f'--out {__file__}/x is a path through a file, not a folder'),
+    (['data', '--archive', os.path.dirname(__file__)], f'--archive {os.path.dirname(__file__)} is a folder, not a file'),
+    (['train', '--device', 'cpu:00'], "device 'cpu:00': after ':' comes a device number"),
     (['train', '--model', 'linear', '--epochs', '1', '--lr', '1e300'], '--lr 1e+300: predictions contain NaN')])
 def test_wrong_calls_get_usage_and_exit_2(args, match, env):
     r = cli(*args, env=env)
@@ -78,7 +80,7 @@ def test_train_ten_digits_json(env):
     assert row['model'] == 'digits-linear' and row['data'] == 'fallback' and row['lesson'] is None and row['epochs'] == 2  # not the lesson's 20 epochs: no figure to compare
     assert 0.5 < row['accuracy'] <= 1  # ten classes: chance is 0.1
     r = cli('train', '--model', 'digits', '--mnist-archive', '/nowhere/mnist_png.tgz', env=env)
-    assert r.returncode == 1 and 'nowhere/mnist_png.tgz' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert r.returncode == 2 and '--mnist-archive /nowhere/mnist_png.tgz does not exist' in r.stderr, r.stderr
 
 def test_train_table_says_which_data(env):
     r = cli('train', '--model', 'baseline', env=env)
@@ -87,7 +89,7 @@ def test_train_table_says_which_data(env):
 
 def test_data_command(env, tmp_path, fake_archive):
     r = cli('data', '--archive', str(tmp_path/'missing.tgz'), env={**env, 'FASTAI_HOME': str(tmp_path/'h')})
-    assert r.returncode == 1 and 'missing.tgz does not exist' in r.stderr and 'Traceback' not in r.stderr
+    assert r.returncode == 2 and 'missing.tgz does not exist' in r.stderr and 'Traceback' not in r.stderr
     r = cli('data', '--archive', str(fake_archive), env={**env, 'FASTAI_HOME': str(tmp_path/'h')})
     assert r.returncode == 0 and 'the full MNIST_SAMPLE from archive' in r.stdout and 'train/3: 6131' in r.stdout
 

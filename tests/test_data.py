@@ -38,8 +38,8 @@ def test_missing_archive_names_the_file(home, tmp_path):
 def test_an_archive_given_by_hand_is_checked_even_when_the_cache_has_the_data(home, tmp_path, fake_archive):
     install_archive(fake_archive)
     assert find_mnist_sample().source == 'fastai cache'
-    for wrong in [tmp_path/'nowhere.tgz', tmp_path]:   # a typo, and a folder
-        with pytest.raises(DataError, match=f'{wrong}: no such archive file; .* leave the archive out'):
+    for wrong, is_ in [(tmp_path/'nowhere.tgz', 'does not exist'), (tmp_path, 'is a folder, not a file')]:  # a typo, a folder
+        with pytest.raises(DataError, match=f'archive {wrong} {is_}; .* leave it out'):
             find_mnist_sample(archive=wrong)
     assert find_mnist_sample(archive=fake_archive).source == 'fastai cache'   # a real file is fine (and not needed)
 
