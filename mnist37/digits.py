@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from .baseline import mean_digit, mnist_distance
 from .device import get_device, set_seed
+from .fast import check_inputs
+from .linear import check_lr
 from .learner import Batches, Learner, Loaders, ProgressBar
 from .optim import BasicOptim
 # the ten-digit data has a module of its own (11a_digits_data): what this notebook and module use of it
@@ -23,12 +25,14 @@ __all__ = ['MODELS', 'EPOCHS', 'ideal_digits', 'nearest_ideal', 'confusion_matri
 def ideal_digits(x, # training images (N, 28, 28)
                  y): # their digits (N,)
     "The ten 'ideal' digits: the mean image of each digit 0..9, as (10, 28, 28)."
+    check_inputs(x, 'x')
     missing = sorted(set(range(10)) - set(y.unique().tolist()))
     if missing: raise ValueError(f"no training images of digit(s) {missing}; every digit 0..9 needs some")
     return torch.stack([mean_digit(x[y == d]) for d in range(10)])
 
 def nearest_ideal(x, ideals):
     "For each image of `x`, the digit whose ideal is closest (mean absolute difference)."
+    check_inputs(x, 'x'); check_inputs(ideals, 'ideals')
     return torch.stack([mnist_distance(x, m) for m in ideals], 1).argmin(1)
 
 # %% ../nbs/11_all_digits.ipynb #f264d348
@@ -36,15 +40,17 @@ def confusion_matrix(preds, # predicted digits (N,)
                      targs, # true digits (N,)
                      n=10):
     "Counts (n, n): row = the true digit, column = the predicted one."
+    if len(preds) != len(targs) or len(preds) == 0:
+        raise ValueError(f"preds ({len(preds)}) and targs ({len(targs)}) need the same number of digits, at least one")
     return torch.bincount(targs.long().cpu()*n + preds.long().cpu(), minlength=n*n).view(n, n)
 
-def plot_confusion(cm, title='', ax=None):
+def plot_confusion(cm, title='', ax=None, fontsize=10):
     "Draw a confusion matrix with its counts; return the axes."
     import matplotlib.pyplot as plt
-    ax = ax or plt.subplots(figsize=(4.2, 4.2))[1]
+    ax = ax or plt.subplots(figsize=(5.4, 5.4))[1]
     ax.imshow(cm, cmap='Blues')
     for (i, j), v in np.ndenumerate(cm.numpy()):
-        ax.text(j, i, v, ha='center', va='center', fontsize=6, color='white' if v > cm.max()/2 else 'black')
+        ax.text(j, i, v, ha='center', va='center', fontsize=fontsize, color='white' if v > cm.max()/2 else 'black')
     ax.set(xticks=range(10), yticks=range(10), xlabel='predicted', ylabel='true', title=title)
     return ax
 
@@ -123,7 +129,7 @@ EPOCHS = {'digits-baseline': 0, 'digits-linear': 20, 'digits': 40}  # the defaul
 def train_digits(kind, # 'digits-baseline', 'digits-linear' or 'digits' (the 784-30-10 net)
                  digits, epochs=None, lr=0.1, seed=42, device=None, progress=False) -> float:
     "Validation accuracy of model `kind` trained on `digits` (a `TenDigits`) with SGD at `lr`, batches of 64."
-    device = device or get_device()
+    device, lr = device or get_device(), check_lr(lr)
     if kind == 'digits-baseline':
         tx, ty, vx, vy = (t.to(device) for t in digits)
         return (nearest_ideal(vx, ideal_digits(tx, ty)) == vy).float().mean().item()

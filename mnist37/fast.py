@@ -9,11 +9,12 @@ from pathlib import Path
 import torch
 from .data import load_sample, mnist_sample
 from .device import get_device, set_seed
-from .linear import check_finite, to_xy
+from .linear import DivergedError, check_finite, check_lr, to_xy
 from .net import simple_net
 
 # %% auto #0
-__all__ = ['sync', 'timeit', 'TensorLoader', 'accuracy', 'fit', 'learner_path', 'train_net']
+__all__ = ['sync', 'timeit', 'check_inputs', 'check_loaders', 'TensorLoader', 'accuracy', 'fit', 'fastai_learner', 'learner_path',
+           'train_net']
 
 # %% ../nbs/07_speed.ipynb #c0220130
 def sync():
@@ -31,6 +32,19 @@ def timeit(f, repeat=3, warmup=1):
         best = min(best, time.perf_counter() - start)
     return best
 
+# %% ../nbs/07_speed.ipynb #c7d1a003
+def check_inputs(x, name): # a tensor of inputs, one row (or image) per item; its name in the message
+    "Refuse inputs that hold no item or hold NaN or infinite values, naming them."
+    if len(x) == 0: raise ValueError(f"{name} is empty, shape {tuple(x.shape)}: it needs at least one item")
+    bad = (~torch.isfinite(x)).sum().item() if x.is_floating_point() else 0
+    if bad: raise ValueError(f"{name} has {bad} NaN or infinite values: load the images again (00) before training")
+    return x
+
+def check_loaders(**loaders): # name=loader
+    "Refuse loaders that give no batch, naming them."
+    for name, dl in loaders.items():
+        if len(dl) == 0: raise ValueError(f"{name} gives no batches ({dl!r}): build it from at least one item")
+
 # %% ../nbs/07_speed.ipynb #dab900b7
 class TensorLoader:
     "Mini-batches sliced from tensors that sit on the device; shuffled with one seeded permutation per epoch."
@@ -40,6 +54,7 @@ class TensorLoader:
         if len(x) != len(y) or y.ndim != 2 or y.shape[1] != 1:
             raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)}: need one target per row, "
                              "as a column (N, 1); use y.unsqueeze(1)")
+        check_inputs(x, 'x')
         if not ((y == 0) | (y == 1)).all(): raise ValueError("targets must be 0 (a 7) or 1 (a 3)")
         if not isinstance(bs, int) or bs < 1: raise ValueError(f"bs must be a whole number >= 1, got {bs!r}")
         self.x, self.y, self.bs, self.shuffle = x.to(device or x.device), y.to(device or x.device), bs, shuffle
@@ -62,6 +77,7 @@ def accuracy(model, loader):
 
 def fit(model, train, valid, epochs, lr):
     "Plain SGD on `mnist_loss` over `TensorLoader`s; returns (mean training loss, validation accuracy) per epoch."
+    check_lr(lr); check_loaders(train=train, valid=valid)
     params = [p for p in model.parameters() if p.requires_grad]
     history = []
     for _ in range(epochs):
@@ -87,8 +103,8 @@ def _book_accuracy(predictions, targets):
     "`batch_accuracy` as the book writes it, with no checks."
     return ((predictions.sigmoid() > 0.5) == targets).float().mean()
 
-def learner_path(model, x, y, vx, vy, epochs, lr, bs=256, checked=True):
-    "Train with fastai's `Learner` as the lesson does (a list of pairs, unshuffled); return the final accuracy."
+def fastai_learner(model, x, y, vx, vy, bs=256, checked=True):
+    "fastai's `Learner` as the lesson builds it (a list of pairs, unshuffled), with the checked or the book's loss."
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader
     from fastai.learner import Learner
@@ -96,8 +112,11 @@ def learner_path(model, x, y, vx, vy, epochs, lr, bs=256, checked=True):
     from mnist37.linear import batch_accuracy, mnist_loss
     loss, metric = (mnist_loss, batch_accuracy) if checked else (_book_loss, _book_accuracy)
     train, valid = DataLoader(list(zip(x, y)), batch_size=bs), DataLoader(list(zip(vx, vy)), batch_size=bs)
-    dls = DataLoaders(train, valid, device=x.device)
-    learn = Learner(dls, model, opt_func=SGD, loss_func=loss, metrics=metric)
+    return Learner(DataLoaders(train, valid, device=x.device), model, opt_func=SGD, loss_func=loss, metrics=metric)
+
+def learner_path(model, x, y, vx, vy, epochs, lr, bs=256, checked=True):
+    "Train `model` with `fastai_learner` for `epochs` at `lr`; return the final validation accuracy."
+    learn = fastai_learner(model, x, y, vx, vy, bs, checked)
     with learn.no_logging(): learn.fit(epochs, lr)
     return float(learn.recorder.values[-1][2])
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import NamedTuple
 import torch
 from fastcore.basics import patch
-from .linear import check_finite
+from .fast import check_inputs, check_loaders
+from .linear import check_finite, check_lr
 from .optim import BasicOptim
 
 # %% auto #0
@@ -22,6 +23,7 @@ class Batches:
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} rows but y has {len(y)} targets; give one target per row")
         if not isinstance(bs, int) or bs < 1: raise ValueError(f"bs must be a whole number >= 1, got {bs!r}")
+        check_inputs(x, 'x')
         self.x, self.y, self.bs, self.shuffle = x, y, bs, shuffle
         self.gen = torch.Generator().manual_seed(seed)
     def __len__(self): return -(-len(self.x)//self.bs)
@@ -88,7 +90,7 @@ def fit(self: Learner, epochs: int, lr: float):
     "Train for `epochs` with learning rate `lr`, validating after each epoch."
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
-    if not lr > 0: raise ValueError(f"lr must be greater than 0, got {lr!r}")
+    check_lr(lr); check_loaders(**{'dls.train': self.dls.train, 'dls.valid': self.dls.valid})
     self.n_epoch, self.lr, self.opt = epochs, lr, self.opt_func(self.model.parameters(), lr)
     self('before_fit')
     for self.epoch in range(epochs):

@@ -1,0 +1,64 @@
+"""The benchmark's structure, not its timings: contenders timed in turns (a, b, a, b, ...), every ratio the median of
+the rounds' ratios with its spread, one CPU thread unless OMP_NUM_THREADS says otherwise, named in the header."""
+import pytest, torch
+import mnist37.bench as bench_mod
+from mnist37.bench import ROWS, bench, interleave, ratio
+
+def test_interleave_takes_turns_and_keeps_each_result():
+    calls, n = [], iter(range(100))
+    fns = {'a': lambda: calls.append('a') or next(n), 'b': lambda: calls.append('b') or next(n)}
+    times, results = interleave(fns, reps=4)
+    assert calls == ['a', 'b']*5  # one untimed warm-up round, then four rounds in turns
+    assert [len(t) for t in times.values()] == [4, 4] and all(t >= 0 for ts in times.values() for t in ts)
+    assert results == {'a': 8, 'b': 9}  # the last round's results
+    calls.clear(); interleave(fns, reps=2, warmup=False); assert calls == ['a', 'b', 'a', 'b']
+
+def test_ratio_is_the_median_of_the_rounds_ratios_with_its_spread():
+    r = ratio([2., 9., 4., 1.], [1., 3., 1., 1.])  # per round: 2, 3, 4, 1
+    assert r == dict(first=3., second=1., ratio=2.5, low=1., high=4., rounds=4)
+    # not the ratio of the medians: a slow round on both sides cancels out
+    assert ratio([1., 100.], [1., 100.])['ratio'] == 1 and ratio([1., 100.], [1., 100.])['high'] == 1
+    with pytest.raises(ValueError): ratio([1., 2.], [1.])
+
+@pytest.fixture(scope='module')
+def fallback(tmp_path_factory):
+    "The offline fallback data, built once for this file (building it takes most of a test-sized run)."
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('FASTAI_HOME', str(tmp_path_factory.mktemp('fastai_home'))); mp.setenv('MNIST37_OFFLINE', '1')
+        mp.delenv('MNIST37_ARCHIVE', raising=False)
+        from mnist37.data import mnist_sample
+        yield mnist_sample()
+
+@pytest.fixture
+def small_run(fallback, monkeypatch, tmp_path):
+    "A test-sized bench on the offline fallback (seconds), with every interleave call and its thread count recorded."
+    seen, real = [], bench_mod.interleave
+    def spy(fns, reps=5, warmup=True):
+        seen.append((list(fns), torch.get_num_threads())); return real(fns, reps, warmup)
+    monkeypatch.setattr(bench_mod, 'interleave', spy)
+    before = torch.get_num_threads()
+    yield lambda: (bench(fallback, epochs=1, reps=2, device=torch.device('cpu'), out=tmp_path/'b'), seen, tmp_path/'b')
+    torch.set_num_threads(before)
+
+def test_bench_times_in_turns_with_one_thread_and_reports_median_and_spread(small_run, monkeypatch):
+    torch.set_num_threads(2); monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    res, seen, out = small_run()
+    assert res['threads'] == 1 and all(n == 1 for _, n in seen)    # one thread while timing...
+    assert torch.get_num_threads() == 2                            # ...and the caller's count given back
+    assert '1 CPU thread (the default' in res['table'].splitlines()[0]
+    # the three training paths, the products and the floor's product share rounds; the loading pair has its own
+    assert [keys for keys, _ in seen] == [['book', 'checked', 'fit', 'products', 'big'], ['decode', 'cache']]
+    assert [r['name'] for r in res['rows']] == [name for name, _, _ in ROWS]
+    for r in res['rows']:
+        assert r['rounds'] == 2 and r['low'] <= r['ratio'] <= r['high'] and r['first'] > 0 and r['second'] > 0
+    assert all(len(t) == 2 for t in res['times'].values())
+    lines = res['table'].splitlines()
+    assert 'median' in lines[2] and 'spread' in lines[2] and len(lines) == 4 + len(ROWS)
+    assert all(line.count('x') >= 2 and '-' in line.split('|')[5] for line in lines[4:])
+    assert res['acc_fast'] == pytest.approx(res['acc_learner'], abs=1e-3)  # same start, same batches
+    assert (out/'bench.md').read_text() == res['table'] + '\n' and (out/'bench.png').read_bytes()[:4] == b'\x89PNG'
+
+def test_bench_uses_the_threads_omp_num_threads_asks_for(small_run, monkeypatch):
+    monkeypatch.setenv('OMP_NUM_THREADS', '2')
+    res, seen, _ = small_run()
+    assert res['threads'] == 2 and all(n == 2 for _, n in seen) and '2 CPU threads (OMP_NUM_THREADS)' in res['table']
