@@ -171,3 +171,8 @@ def test_a_function_not_written_yet_gets_no_seed_line():
     def my_softmax(x): raise NotImplementedError('write your code here')
     fb = check('softmax', my_softmax, seed=4)
     assert not fb.ok and 'not written yet' in fb.message and '\n' not in repr(fb) and fb.repeat() is None, fb
+
+def test_slopes_of_zero_are_not_mistaken_for_changes_not_divided_by_eps():
+    "Before: `return x*0` was told 'divide each change by eps' (zeros lay within the absolute tolerance of the tiny changes)."
+    fb = check('numerical_grad', lambda f, x, eps: torch.zeros_like(x), seed=1)
+    assert not fb.ok and 'divide each change by eps' not in fb.message and 'slopes differ' in fb.message, fb
