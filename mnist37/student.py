@@ -4,7 +4,7 @@
 
 # %% ../nbs/08a_student.ipynb #a903ac72
 from __future__ import annotations
-import ast, hashlib, json, os, re, shutil, tempfile, textwrap
+import ast, hashlib, json, os, platform, re, shutil, tempfile, textwrap
 from pathlib import Path
 
 # %% auto #0
@@ -95,7 +95,7 @@ def _hide_answers(src: str) -> str:
 
 # %% ../nbs/08a_student.ipynb #h2c021
 _BADGE = re.compile(r'\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\n*')
-_TEACHER = re.compile(r' ?\([^()]*(?:instructor|SOLUTION|worked answer|worked solution)[^()]*\)|[^.\n]*instructor[^.\n]*\.\s*', re.I)
+_TEACHER = re.compile(r' ?\([^()]*(?:instructor|SOLUTION|worked answer|worked solution)[^()]*\)|[^.\n]*instructor[^.\n]*\.', re.I)
 _LINK = re.compile(r'\[([^\]]+)\]\((\d\d\w*_\w+)\.ipynb(#[^)]*)?\)')
 
 def _for_student(md: str, colab: str|None, name: str, names: set) -> str:
@@ -132,8 +132,11 @@ def _guarded(src: str, uses: dict) -> str:
 # %% ../nbs/08a_student.ipynb #h2c027
 HOW = ('# Your copy: write your answer in place of the `raise NotImplementedError` line or the `...`, then run the cell\n'
        '# and read what the check says. Until you do, the cell says "not written yet" and the notebook still runs on.\n')
+# what JupyterLab writes when a notebook opens (the kernel's own words, its Python's version too): a copy opens unchanged
 KERNEL = {'kernelspec': {'display_name': 'Python 3 (ipykernel)', 'language': 'python', 'name': 'python3'},
-          'language_info': {'name': 'python'}}  # what JupyterLab writes on opening: a copy opens unchanged
+          'language_info': {'codemirror_mode': {'name': 'ipython', 'version': 3}, 'file_extension': '.py',
+                            'mimetype': 'text/x-python', 'name': 'python', 'nbconvert_exporter': 'python',
+                            'pygments_lexer': 'ipython3', 'version': platform.python_version()}}
 
 def _code(cells, i): return '\n'.join(c['source'] for c in cells[i:] if c['cell_type'] == 'code')
 

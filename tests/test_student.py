@@ -1,6 +1,6 @@
 """Student copies (issue 20 §1, §2, §4; issue 22's `student` defects): only the notebooks a student works in, no answer
 anywhere, words for the student, a copy that runs to the end, never written over the sources or a person's files."""
-import ast, json, os, re, subprocess, sys
+import ast, json, os, platform, re, subprocess, sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 import nbformat, pytest
@@ -114,7 +114,7 @@ def test_copies_carry_the_metadata_jupyterlab_writes(copies):
     for p in copies:
         nb = nbformat.read(p, as_version=4); nbformat.validate(nb)
         assert nb.metadata.kernelspec == {'display_name': 'Python 3 (ipykernel)', 'language': 'python', 'name': 'python3'}
-        assert nb.metadata.language_info.name == 'python'
+        assert nb.metadata.language_info.name == 'python' and nb.metadata.language_info.version == platform.python_version()
         assert all(not c.get('outputs') and c.get('execution_count') is None for c in nb.cells if c.cell_type == 'code')
 
 # ---- §2: an untouched copy runs on
