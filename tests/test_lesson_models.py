@@ -30,7 +30,7 @@ ok = torch.rand(3, 28, 28)
 nan = ok.clone(); nan[1, 5, 5] = float('nan')
 inf = ok.clone(); inf[0, 0, 0] = float('inf')
 @pytest.mark.parametrize('threes,sevens,must', [
-    (torch.rand(3, 27, 28), ok, ['threes', '(3, 27, 28)', '28x28']),
+    (torch.rand(3, 27, 28), ok, ['threes', '(3, 27, 28)', '(N, 28, 28)']),
     (ok, torch.rand(2, 784), ['sevens', '(2, 784)']),
     (torch.rand(28, 28), ok, ['threes', '(28, 28)']),
     (torch.zeros(0, 28, 28), ok, ['threes', 'empty']),
