@@ -9,7 +9,7 @@ import torch
 from .data import check_images
 
 # %% auto #0
-__all__ = ['mean_digit', 'show_digits', 'compact_figures', 'mnist_distance', 'rmse_distance', 'is_3', 'baseline_accuracy']
+__all__ = ['mean_digit', 'show_digits', 'mnist_distance', 'rmse_distance', 'is_3', 'baseline_accuracy', 'compact_figures']
 
 # %% ../nbs/01_pixel_similarity.ipynb #f3c1b0ca
 def mean_digit(stack):
@@ -32,22 +32,6 @@ def show_digits(images, # a list or stack of 28x28 tensors
             ax.imshow(images[i], cmap=cmap, vmin=-lim if symmetric else None, vmax=lim)
             ax.set_title(titles[i] if titles else '', fontsize=8)
     return fig
-
-# %% ../nbs/01_pixel_similarity.ipynb #e1c0f002
-def compact_figures(colors=256): # the most colours a saved figure keeps
-    "Store this notebook's matplotlib figures as PNGs of at most `colors` colours: the same look, a third of the bytes."
-    from IPython import get_ipython
-    if (ip := get_ipython()) is None: return   # not in a notebook: nothing to store
-    plt.close(plt.figure())   # loads the notebook's figure display first, so that it does not replace ours later
-    import base64, io
-    from matplotlib.figure import Figure
-    from PIL import Image
-    def png(fig):
-        raw, out = io.BytesIO(), io.BytesIO()
-        fig.savefig(raw, format='png', bbox_inches='tight', facecolor='white')
-        Image.open(raw).convert('RGB').quantize(colors).save(out, 'png', optimize=True)
-        return base64.b64encode(out.getvalue()).decode()
-    ip.display_formatter.formatters['image/png'].for_type(Figure, png)
 
 # %% ../nbs/01_pixel_similarity.ipynb #35aa5244
 def _pair(a, b):
@@ -80,3 +64,19 @@ def baseline_accuracy(valid3, valid7, mean3, mean7):
     acc3 = is_3(valid3, mean3, mean7).float().mean().item()
     acc7 = (1 - is_3(valid7, mean3, mean7).float()).mean().item()
     return acc3, acc7, (acc3 + acc7)/2
+
+# %% ../nbs/01_pixel_similarity.ipynb #e1c0f002
+def compact_figures(colors=256): # the most colours a saved figure keeps
+    "Store this notebook's matplotlib figures as PNGs of at most `colors` colours: the same look, a third of the bytes."
+    from IPython import get_ipython
+    if (ip := get_ipython()) is None: return   # not in a notebook: nothing to store
+    plt.close(plt.figure())   # loads the notebook's figure display first, so that it does not replace ours later
+    import base64, io
+    from matplotlib.figure import Figure
+    from PIL import Image
+    def png(fig):
+        raw, out = io.BytesIO(), io.BytesIO()
+        fig.savefig(raw, format='png', bbox_inches='tight', facecolor='white')
+        Image.open(raw).convert('RGB').quantize(colors).save(out, 'png', optimize=True)
+        return base64.b64encode(out.getvalue()).decode()
+    ip.display_formatter.formatters['image/png'].for_type(Figure, png)

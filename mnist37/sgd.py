@@ -7,6 +7,7 @@ from __future__ import annotations
 import os, shutil, sys
 import matplotlib.pyplot as plt
 import torch
+from .device import env_flag
 
 # %% auto #0
 __all__ = ['STEPS', 'seven_steps', 'plot_function', 'sgd_step', 'descend', 'plot_descent', 'sliders', 'quadratic', 'mse',
@@ -61,17 +62,17 @@ def sgd_step(params, # a tensor with requires_grad, after loss.backward()
 
 # %% ../nbs/02_sgd.ipynb #792f3252
 def descend(x0, lr, steps=6):
-    "The values of x over `steps` SGD steps on x**2 from `x0`."
+    "The values of x over `steps` steps of gradient descent on x**2 from `x0`."
     xs = [torch.tensor(float(x0))]
     for _ in range(steps):
         x = xs[-1].clone().requires_grad_(); (x**2).backward(); sgd_step(x, lr); xs.append(x.detach())
     return torch.stack(xs)
 
 def plot_descent(lr, x0=1.5, steps=6, ax=None, title=None):
-    "Draw `steps` SGD steps on x**2 from `x0` at learning rate `lr` (one figure); return the values of x."
+    "Draw `steps` steps of gradient descent on x**2 from `x0` at learning rate `lr`; return the values of x."
     xs = descend(x0, lr, steps)
     lim = min(xs.abs().max().item(), 1e3) + 0.5
-    title = title or f'{steps} SGD steps on x**2, lr {lr:g}'
+    title = title or f'{steps} steps on x**2, lr {lr:g}'
     ax = plot_function(lambda x: x**2, title, xmin=-lim, xmax=lim, ax=ax, ylabel='x**2', color='lightgray')
     ax.plot(xs, xs**2, 'o-', color='C1', ms=4); ax.annotate('start', (xs[0], xs[0]**2), fontsize=8)
     return xs
@@ -79,8 +80,8 @@ def plot_descent(lr, x0=1.5, steps=6, ax=None, title=None):
 # %% ../nbs/02_sgd.ipynb #a22ccce7
 def _widget_frontend() -> bool:
     "True in a live notebook that can draw widgets; False in nbdev_test, nbclient, a terminal."
-    # MNIST37_WIDGETS=0 or 1 decides, when it is set
-    if (flag := os.environ.get('MNIST37_WIDGETS')) in ('0', '1'): return flag == '1'
+    # MNIST37_WIDGETS=1/true or 0/false decides, when it is set (anything else is an error that names it)
+    if (flag := env_flag('MNIST37_WIDGETS', None)) is not None: return flag
     ip = sys.modules.get('IPython') and sys.modules['IPython'].get_ipython()
     if type(ip).__name__ not in ('ZMQInteractiveShell', 'Shell'): return False   # Shell: Colab's
     vscode = any(k.startswith('VSCODE') for k in os.environ)
@@ -107,7 +108,7 @@ def mse(preds, targets):
     return ((preds - targets)**2).mean()
 
 def apply_step(params, t, targets, lr, model=quadratic):
-    "One step of SGD on `model(t, params)` against `targets`; returns the loss before the step."
+    "One step of gradient descent on `model(t, params)` against `targets`; returns the loss before the step."
     loss = mse(model(t, params), targets)
     loss.backward()
     sgd_step(params, lr)
