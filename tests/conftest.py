@@ -1,5 +1,5 @@
 "Shared fixtures: a private FASTAI_HOME per test, and a synthetic archive shaped like MNIST_SAMPLE."
-import io, os, tarfile
+import ast, functools, io, os, tarfile
 # The tests often run in parallel processes (pytest-xdist, `-n auto`); one CPU thread each, for them and the processes
 # they start, because several PyTorch processes each using every core slow each other down badly.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
@@ -20,8 +20,8 @@ SLOW = {
     'test_kernel.py': 'every notebook in a real Jupyter kernel',
     'test_site.py': 'the doc-site preview in headless Chromium',
     'test_terminal.py': 'the CLI on a pseudo-terminal (pty): training and bench as a user types them',
+    ('test_student.py', 'test_every_untouched_copy_runs_to_the_end_in_a_real_kernel'): 'every student copy in a real kernel',
     ('test_exercises.py', 'test_function_feedback_on_many_draws'): '100 draws per exercise case',
-    ('test_exercises.py', 'test_student_copies_run_up_to_their_first_exercise'): 'runs the student copies',
     ('test_cli.py', 'test_train_all_json_on_the_fallback'): 'trains through the CLI',
     ('test_cli.py', 'test_train_ten_digits_json'): 'trains through the CLI',
     ('test_cli.py', 'test_train_table_says_which_data'): 'trains through the CLI',
@@ -33,9 +33,13 @@ SLOW = {
     ('test_safety.py', 'test_cli_runs_after_a_killed_first_run'): 'the CLI builds the fallback in a fresh process',
     ('test_digits.py', 'test_fallback_is_stratified_seeded_and_announced'): "builds the ten-digit fallback",
     ('test_data.py', 'test_unwritable_cache_folder_says_what_to_do'): 'a fresh process in a mount namespace',
+    ('test_data.py', 'test_real_archive_gives_the_lessons_counts'): "installs the real MNIST_SAMPLE (14,000 files)",
 }  # and every hypothesis test (a property suite draws up to hundreds of examples)
-# Every test that uses one of these fixtures: each builds or installs a full-size archive (14,000 or 70,000 files).
-SLOW_FIXTURES = {'fake_archive', 'fake_mnist_archive', 'bomb'}
+# Every test that uses one of these fixtures: fake_archive, fake_mnist_archive and bomb build or install a full-size
+# archive (14,000 or 70,000 files); env (tests/test_cli.py's, also used by test_reliability.py and test_terminal.py)
+# runs the mnist37 command as a person does, a fresh process importing PyTorch for each call (seconds each); graded
+# (tests/test_grade.py) grades a class of student copies, each in a real kernel.
+SLOW_FIXTURES = {'fake_archive', 'fake_mnist_archive', 'bomb', 'env', 'graded'}
 
 def is_slow(item) -> bool:
     "Whether `item` is in SLOW (by its file, or its file and function), uses a SLOW_FIXTURES fixture or is a property test."
@@ -43,10 +47,21 @@ def is_slow(item) -> bool:
     return (file in SLOW or (file, func) in SLOW or bool(SLOW_FIXTURES & set(getattr(item, 'fixturenames', ())))
             or is_hypothesis_test(getattr(item, 'obj', None)))
 
-@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection reads the marks
+@functools.cache
+def modules_used(path: Path) -> frozenset:
+    "The mnist37 modules a test file imports: `-k linear` then picks the tests of the module 03_linear exports."
+    names = set()
+    for n in ast.walk(ast.parse(Path(path).read_text())):
+        if isinstance(n, ast.ImportFrom) and (n.module or '').split('.')[0] == 'mnist37':
+            names |= set(n.module.split('.')[1:2]) or {a.name for a in n.names}
+        elif isinstance(n, ast.Import): names |= {a.name.split('.')[1] for a in n.names if a.name.startswith('mnist37.')}
+    return frozenset(names)
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m and -k selection read the marks and keywords
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if is_slow(item): item.add_marker(pytest.mark.slow)
+        item.extra_keyword_matches.update(modules_used(Path(str(item.fspath))))
 
 SHARED_ARCHIVE = Path(__file__).resolve().parents[1].parent/'shared'/'data'/'mnist_sample.tgz'
 

@@ -16,13 +16,16 @@ def sidebar_order(nbs: Path) -> list:
             else: yield from walk(it.get('contents', []))
     return list(walk(yaml.safe_load((nbs/'sidebar.yml').read_text())['website']['sidebar']['contents']))
 
-def process(root=ROOT) -> Path:
-    "Run nbdev's notebook processing (show_doc, hidden cells, directives) into root/_proc."
+def process(root=ROOT, say=lambda msg: None) -> Path:
+    "Run nbdev's notebook processing (show_doc, hidden cells, directives) into root/_proc; `say` gets each file's name."
     import os
+    import nbdev.serve_drv as drv
     from nbdev.serve import proc_nbs
-    old = os.getcwd(); os.chdir(root)
+    one = drv.main
+    def each(o): say(f'  {Path(o[0]).name}'); return one(o)
+    old = os.getcwd(); os.chdir(root); drv.main = each   # proc_nbs looks it up on each call (n_workers=0: in this process)
     try: return Path(proc_nbs(force=True, n_workers=0))
-    finally: os.chdir(old)
+    finally: os.chdir(old); drv.main = one
 
 def _front_matter(nb) -> dict:
     "The front matter nbdev made from the notebook's title and summary (a raw cell between --- lines)."
@@ -57,7 +60,7 @@ def build(out=ROOT/'artifacts'/'site', root=ROOT, say=lambda msg: None) -> list:
     say(f'processing {len(names)} notebooks as nbdev does before Quarto renders (nbdev_proc_nbs)...')
     import nbformat
     from nbconvert import HTMLExporter
-    proc = process(root)
+    proc = process(root, say)
     say('rendering the pages (nbconvert):')
     nbs = {n: nbformat.read(proc/n, as_version=4) for n in names}
     titles = {n: _as_heading(nb) for n, nb in nbs.items()}

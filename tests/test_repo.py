@@ -235,3 +235,10 @@ def test_cpu_torch_pins_are_the_dev_pins():
     for line in (ROOT/'README.md').read_text().splitlines():
         if 'download.pytorch.org/whl/cpu' in line and 'pip install' in line:
             assert sorted(re.findall(r'\btorch(?:vision)?==\S+', line)) == dev, line
+
+def test_k_selects_a_test_file_by_the_modules_it_imports(tmp_path):
+    "The inner loop's `pytest -m 'not slow' -k linear`: a test file's mnist37 imports are keywords of its tests."
+    from conftest import modules_used
+    f = tmp_path/'test_x.py'
+    f.write_text('import os\nfrom mnist37.linear import lesson_xy\nimport mnist37.net as n\nfrom mnist37 import optim, fast\nfrom mnist37x import no\n')
+    assert modules_used(f) == {'linear', 'net', 'optim', 'fast'}
