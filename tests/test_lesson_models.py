@@ -140,7 +140,7 @@ def test_lesson_learners_hold_one_callback_of_each_type(nb):
     assert calls, nb
     from mnist37.optim import make_dls
     x, y = _toy()
-    ns = {'dset': list(zip(x, y)), 'valid_dset': list(zip(x, y)), 'make_dls': make_dls, 'simple_net': simple_net,
+    ns = {'dset': list(zip(x, y)), 'valid_dset': list(zip(x, y)), 'make_dls': make_dls, 'simple_net': simple_net, 'simple_net2': simple_net,
           'cnn': torch.nn.Linear(784, 1), 'device': 'cpu'}
     for i in imports: exec(i, ns)
     ns['dls'] = make_dls(ns['dset'], ns['valid_dset'], device='cpu')
