@@ -4,7 +4,7 @@
 
 # %% ../nbs/08f_grade.ipynb #f004b
 from __future__ import annotations
-import ast, csv, json, os, secrets, shutil, sys, tempfile, threading, time
+import ast, csv, json, os, secrets, shutil, subprocess, sys, tempfile, threading, time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from .student import read_notebook
@@ -80,14 +80,14 @@ def _execute(nb, specs, folder: Path, timeout: float, seed: int) -> tuple:
                             resources={'metadata': {'path': str(folder)}})
     deadline, stop, i = time.monotonic() + timeout, None, len(nb.cells)
     watchdog = threading.Timer(timeout + 20 + 5*len(specs), _kill, [client])
-    with client.setup_kernel(env={**os.environ, 'OMP_NUM_THREADS': '1'}):
+    with client.setup_kernel(env={**os.environ, 'OMP_NUM_THREADS': '1'}, stderr=subprocess.DEVNULL):  # not its logs
         watchdog.start()
         try:
             for i, cell in enumerate(nb.cells):
                 if cell.cell_type != 'code': continue
-                client.timeout = max(1, int(deadline - time.monotonic()))
+                client.timeout, start = max(1, int(deadline - time.monotonic())), time.monotonic()
                 client.execute_cell(cell, i)
-                if time.monotonic() >= deadline: stop = i; break
+                if time.monotonic() - start >= client.timeout: stop = i; break   # it ran out of time and was interrupted
             client.timeout = 30 + 10*len(specs)
             nb.cells.append(nbformat.v4.new_code_cell(GRADER + f'_mnist37_grade({specs!r}, {seed}, {str(out)!r})'))
             client.execute_cell(nb.cells[-1], len(nb.cells) - 1)
@@ -161,17 +161,19 @@ def grade(folder, # one notebook per student, or one folder per student
           nbs=None): # the instructor's notebooks: the exercises of the one of the same name are graded
     "Run every notebook under `folder` in its own kernel, check each exercise again, write `out`; return the rows."
     from fastprogress.fastprogress import progress_bar
+    try: import nbclient, ipykernel
+    except ImportError as e: raise ValueError(f'grading runs notebooks with nbclient and ipykernel ({e}): pip install nbclient ipykernel') from None
     subs, seed = submissions(folder), secrets.randbelow(2**31) if seed is None else seed
     if not subs: raise FileNotFoundError(f'no .ipynb notebooks under {folder}')
     if (jobs is not None and jobs < 1) or not timeout > 0:
         raise ValueError(f'--jobs {jobs} --timeout {timeout}: both must be positive numbers')
     ref = lambda p: Path(nbs)/p.name if nbs and (Path(nbs)/p.name).is_file() else None
-    rows = []
+    rows, t0 = [], time.monotonic()
     with ProcessPoolExecutor(jobs or os.cpu_count()) as pool:
         futures = [pool.submit(grade_notebook, p, s, timeout, seed, ref(p)) for s, p in subs]
         for f in progress_bar(as_completed(futures), total=len(futures)): rows += f.result()
     rows.sort(key=lambda r: r[:2]); _write_csv(rows, Path(out))
-    print(summary(rows))
+    print(f'\n{len(subs)} notebooks graded in {time.monotonic() - t0:.0f} s, {jobs or os.cpu_count()} at once\n' + summary(rows))
     return rows
 
 # %% ../nbs/08f_grade.ipynb #f028b
