@@ -6,7 +6,7 @@
 __all__ = ['say', 'cmd_train', 'cmd_data', 'cmd_student', 'cmd_bench', 'parser', 'run', 'main']
 
 # %% ../nbs/09_cli.ipynb #617f29a5
-import argparse, json, os, sys, tempfile, time
+import argparse, contextlib, io, json, os, sys, tempfile, time
 from pathlib import Path
 from .recipes import LESSON, MODELS, on_terminal, train_model
 
@@ -28,7 +28,8 @@ def say(text='', err=False):
         if s is not None: _silence(s)
         if err: return  # an error message that cannot be shown: the exit status still tells
         if isinstance(e, BrokenPipeError): raise
-        raise e if isinstance(e, _Unwritable) else _Unwritable(f'cannot write to {where} ({e.strerror or e})') from None
+        why = getattr(e, 'strerror', None) or e  # OSError's words, or a ValueError's message
+        raise e if isinstance(e, _Unwritable) else _Unwritable(f'cannot write to {where} ({why})') from None
 
 def _end(message, status):
     "End the command with `status`, after one `message` on standard error."
@@ -95,7 +96,9 @@ def cmd_student(args):
 def cmd_bench(args):
     "Run the speed benchmark of the speed notebook on `args.device`."
     from mnist37.bench import bench
-    result = bench(epochs=args.epochs or 40, device=args.device, out=args.out)
+    with contextlib.redirect_stdout(io.StringIO()) as printed:  # bench prints its table at the end: `say` writes it
+        result = bench(epochs=args.epochs or 40, device=args.device, out=args.out)
+    say(printed.getvalue().rstrip('\n'))
     if args.out: say(f'Wrote bench.md and bench.png to {args.out}')
     return result
 
@@ -156,7 +159,8 @@ def parser():
 
 _PATHS = {'archive': ('file', 'give the path of a copy of mnist_sample.tgz'),  # what each path must be, and the advice
           'mnist_archive': ('file', 'give the path of a copy of mnist_png.tgz'),
-          'nbs': ('folder', 'give the folder of the lesson notebooks'), 'out': ('new folder', 'give a folder to write in')}
+          'nbs': ('folder', 'give the folder of the lesson notebooks'),
+          'out': ('new folder', 'give a folder to write in')}
 _SWITCHES = ('MNIST37_OFFLINE', 'MNIST37_ALLOW_REPACKED')  # the on/off variables the commands read
 
 def _check(args):

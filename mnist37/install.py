@@ -41,12 +41,12 @@ def _refuse(dest: Path, theirs: list):
 _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
 def _check_dest(dest: Path, layout: Layout):
-    "Refuse to build `layout` at `dest` if something there is not an incomplete copy of ours: a link, a file, their files."
+    "Refuse to build `layout` at `dest` if what is there is not an incomplete copy of ours: a link, a file, theirs."
     if dest.is_symlink():  # perhaps a person's own copy elsewhere: never written through, never deleted
-        raise DataError(f"{dest} is a link to {os.readlink(dest)}, which does not hold a complete {layout.title}; mnist37 "
-                        "does not write through links: remove the link (what it points to is kept) and run again")
+        raise DataError(f"{dest} is a link to {os.readlink(dest)}, which does not hold a complete {layout.title};"
+                        " mnist37 does not write through links: remove the link (what it points to is kept), run again")
     if dest.exists() and not dest.is_dir():
-        raise DataError(f"{dest} is {what_is(dest)} where the folder of {layout.title} goes; move it away and try again")
+        raise DataError(f"{dest} is {what_is(dest)} where the folder of {layout.title} goes; move it away, try again")
     if dest.is_dir() and (theirs := _theirs(dest, layout)): _refuse(dest, theirs)
 
 @contextmanager

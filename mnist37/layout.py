@@ -73,7 +73,7 @@ def check_path(path, want='file', label='', hint='') -> Path:
     p, hint = Path(os.path.expanduser(path)), hint and f'; {hint}'
     kind = what_is(p)
     name = f'{label}{path}' if label.endswith('=') else f'{label} {path}'.strip()  # 'FASTAI_HOME=x', '--out x'
-    if kind is None and want == 'new folder':  # nothing there yet: it can be made if its nearest existing parent is a folder
+    if kind is None and want == 'new folder':  # nothing there yet: it can be made if its nearest parent is a folder
         up = next(q for q in p.absolute().parents if what_is(q) is not None)
         if what_is(up) == 'a folder': return p
         raise DataError(f'{name} cannot be made: {up} is {what_is(up)}, not a folder{hint}')

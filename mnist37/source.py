@@ -25,7 +25,8 @@ __all__ = ['Sample', 'find_data', 'find_mnist_sample', 'read_pngs', 'EXPECTED', 
 # %% ../nbs/12_source.ipynb #60a8a434
 _all_ = ['EXPECTED', 'FALLBACK_COUNTS', 'FALLBACK_NAME', 'ARCHIVE_SHA256', 'MAX_PNG', 'MAX_FILE', 'AVG_PNG', 'LABELS',
          'MNIST_SAMPLE', 'FALLBACK', 'DataError', 'Layout', 'data_root', 'count_pngs', 'is_complete', 'check_path',
-         'what_is', 'build_folder', 'install_archive', 'build_fallback', 'MAX_META']  # what `from mnist37.source import *` hands on from the layers below
+         'what_is', 'build_folder', 'install_archive', 'build_fallback', 'MAX_META']
+# (what `from mnist37.source import *` hands on from the layers below)
 
 # %% ../nbs/12_source.ipynb #315d616a
 @dataclass
