@@ -47,10 +47,10 @@ def _bound(src: str) -> list:
             elif isinstance(n, ast.alias): found.append((n.asname or n.name).split('.')[0])
     return list(dict.fromkeys(found))
 
-def _top_stub(block: str, later: str, n) -> str:
-    "What stands for a top-level solution: `name = ...` for each name it binds that `later` code uses, and a printed line."
+def _top_stub(block: str, later: str, n, say=True) -> str:
+    "What stands for a top-level solution: `name = ...` for each name it binds that `later` code uses; `say`: a printed line."
     names = [k for k in _bound(block) if re.search(rf'\b{re.escape(k)}\b', later)]
-    return ''.join(f'{k} = ...  # your answer\n' for k in names) + NOT_WRITTEN.format(n=n) + '\n'
+    return ''.join(f'{k} = ...  # your answer\n' for k in names) + (NOT_WRITTEN.format(n=n) + '\n' if say else '')
 
 # %% ../nbs/08a_student.ipynb #8cc12236
 def _in_class(before: list, indent: str) -> bool:
@@ -68,7 +68,8 @@ def _strip_solution(src: str, where: str, later: str = '', n='') -> str:
             indent, block = line[:len(line) - len(line.lstrip())], []
         elif line.strip() == END:
             if indent is None: raise ValueError(f'{where}: {END} without {BEGIN}')
-            out.append(_top_stub(''.join(block), ''.join(lines[i+1:]) + later, n) if not indent
+            rest = ''.join(lines[i+1:])  # a check after the stub says "not written yet" itself: no printed line then
+            out.append(_top_stub(''.join(block), rest + later, n, not re.search(r'\bcheck\w*\(', rest)) if not indent
                        else indent + CLASS_STUB + '\n' if _in_class(lines[:i], indent) else indent + STUB + '\n')
             indent = None
         elif indent is None: out.append(line)
