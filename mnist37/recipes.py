@@ -38,7 +38,8 @@ def train_model(name, digits, epochs, lr, seed, device, progress=True):
     "Validation accuracy of model `name` trained on `digits` with its lesson's recipe."
     if name.startswith('digits'):
         from mnist37.digits import train_digits
-        return train_digits(name, digits, epochs, lr, seed, device, progress=progress)
+        trained = {} if name == 'digits-baseline' else dict(epochs=epochs, lr=lr)  # a baseline takes no epochs or lr
+        return train_digits(name, digits, seed=seed, device=device, progress=progress, **trained)
     from mnist37 import fast, linear, optim
     from mnist37.baseline import baseline_accuracy, mean_digit
     t3, t7, v3, v7 = [t.to(device) for t in digits]  # training and validation 3s and 7s

@@ -206,3 +206,9 @@ def test_data_suggests_an_archive_for_each_data_set_on_the_fallback(env, monkeyp
     assert status == 0 and 'OFFLINE FALLBACK' in out, err
     assert 'mnist37 data --archive /path/to/mnist_sample.tgz' in out, out
     assert 'mnist37 data --mnist-archive /path/to/mnist_png.tgz' in out, out
+
+def test_the_ten_digit_baseline_trains_with_no_learning_rate(env, monkeypatch, capsys):
+    "train_digits now refuses lr=0, and MODELS gives the baseline (which trains nothing) lr 0: a ValueError traceback."
+    import json
+    status, out, err = here(['train', '--model', 'digits-baseline', '--json'], env, monkeypatch, capsys)
+    assert status == 0 and json.loads(out)[0]['accuracy'] > 0.5, err
