@@ -70,13 +70,15 @@ def graded(tmp_path_factory):
     by_name = {p.name: p for p in copies}
     for n in SMALL:
         (cls/'teacher').mkdir(parents=True, exist_ok=True); shutil.copy(NBS/n, cls/'teacher'/n)
-        for who in ['untouched', 'half', 'cheat', 'hang', 'deleter']: (cls/who).mkdir(exist_ok=True); shutil.copy(by_name[n], cls/who/n)
+        for who in ['untouched', 'half', 'cheat', 'hang', 'deleter', 'dropper']: (cls/who).mkdir(exist_ok=True); shutil.copy(by_name[n], cls/who/n)
     edit(by_name['01_pixel_similarity.ipynb'], cls/'half'/'01_pixel_similarity.ipynb', solve_rmse)
     edit(by_name['01_pixel_similarity.ipynb'], cls/'cheat'/'01_pixel_similarity.ipynb', lambda s: (
         "def is_3_rmse(x, mean3, mean7): return x.sum() > 0\nprint('Correct! the RMSE verdicts')\n"
         "check = lambda *a, **k: print('Correct!')\ncheck('is_3_rmse', is_3_rmse)") if 'def is_3_rmse' in s else s)
     edit(by_name['01_pixel_similarity.ipynb'], cls/'hang'/'01_pixel_similarity.ipynb',
          lambda s: 'while True: pass' if 'Exercise 3 is not written yet' in s else solve_rmse(s))
+    edit(by_name['01_pixel_similarity.ipynb'], cls/'dropper'/'01_pixel_similarity.ipynb',   # a wrong answer, its check deleted
+         lambda s: "def is_3_rmse(x, mean3, mean7): return x.sum() > 0" if 'def is_3_rmse' in s else s)
     (cls/'deleter'/'my_notes.txt').write_text('keep me')
     edit(by_name['00_data.ipynb'], cls/'deleter'/'00_data.ipynb',
          lambda s: "import os; os.remove('my_notes.txt')\n" + s if 'Exercise 2 is not written yet' in s else s)
@@ -85,7 +87,7 @@ def graded(tmp_path_factory):
     before = {p: p.read_bytes() for p in cls.rglob('*') if p.is_file()}
     old = dict(os.environ)
     os.environ.update(FASTAI_HOME=str(d/'fastai'), MNIST37_OFFLINE='1'); os.environ.pop('MNIST37_ARCHIVE', None)
-    try: grade(cls, d/'grades.csv', jobs=2, timeout=120, seed=None)   # the kernels: the offline fallback data
+    try: grade(cls, d/'grades.csv', jobs=2, timeout=120, seed=None, nbs=NBS)   # the kernels: the offline fallback data
     finally: os.environ.clear(); os.environ.update(old)
     assert {p: p.read_bytes() for p in cls.rglob('*') if p.is_file()} == before   # no submission changed
     with open(d/'grades.csv', newline='') as f: rows = list(csv.reader(f))
@@ -123,3 +125,6 @@ def test_a_notebook_that_deletes_files_is_named_and_the_submission_kept(graded):
     own = [r for r in graded if r[0] == 'deleter' and not r[2]]
     assert own and 'my_notes.txt' in own[0][4]
     assert all(r[3] in VERDICTS or (r[3] == '' and r[4] == 'no checked exercise') for r in graded)
+
+def test_a_deleted_check_is_still_graded_against_the_instructors_notebook(graded):
+    assert verdicts(graded, 'dropper') == {'stack_shapes': 'not written', 'broadcast_shapes': 'not written', 'is_3_rmse': 'not yet'}
