@@ -19,15 +19,15 @@ __all__ = ['ROWS', 'interleave', 'ratio', 'cpu_threads', 'epoch_macs', 'products
 
 # %% ../nbs/07a_bench.ipynb #f59b4598
 def interleave(fns: dict, # name -> function to time
-               reps=5, # rounds: each function runs once per round
+               reps=7, # rounds: each function runs once per round
                warmup=True): # one untimed round first
-    "Time the functions of `fns` in turns (a, b, a, b, ...); return each one's seconds (one per round) and result."
+    "Time the functions of `fns` in turns, every other round in reverse order (a, b, b, a, ...): seconds and results."
     if warmup:
         for f in fns.values(): f()
     times, results = {k: [] for k in fns}, {}
-    for _ in range(reps):
-        for k, f in fns.items():
-            sync(); t0 = time.perf_counter(); results[k] = f(); sync()
+    for i in range(reps):
+        for k in list(fns)[::-1 if i % 2 else 1]:  # reversed every other round: no one always goes first
+            sync(); t0 = time.perf_counter(); results[k] = fns[k](); sync()
             times[k].append(time.perf_counter() - t0)
     return times, results
 
@@ -97,17 +97,17 @@ def _per_epoch(device, x, y, vx, vy, epochs, lr, reps, n=1024):
     "Per-round seconds per epoch of each contender (and the floor), timed in turns; and the final accuracies."
     runs = _training_runs(device, x, y, vx, vy, epochs, lr)
     a = torch.randn(n, n, device=device)
-    fns = {**runs, 'products': products(x.to(device), vx.to(device)), 'big': lambda: a @ a}
+    fns = {**runs, 'products': products(x.to(device), vx.to(device)), 'big': lambda: [a @ a for _ in range(4)]}
     if torch.cuda.is_available() and device.type != 'cuda':
         fns['cuda'] = _training_runs(torch.device('cuda'), x, y, vx, vy, epochs, lr)['fit']
     times, acc = interleave(fns, reps)
     times = {k: [t/epochs for t in ts] if k in (*runs, 'cuda') else ts for k, ts in times.items()}
-    times['floor'] = [t*epoch_macs(len(x), len(vx))/n**3 for t in times.pop('big')]
+    times['floor'] = [t/4*epoch_macs(len(x), len(vx))/n**3 for t in times.pop('big')]
     return times, {k: acc[k] for k in runs}
 
 # %% ../nbs/07a_bench.ipynb #b7e1a008
-def bench(path=None, epochs=4, # epochs of each timed training run
-          reps=5, # rounds of turns
+def bench(path=None, epochs=2, # epochs of each timed training run
+          reps=7, # rounds of turns
           lr=0.1, device=None,
           out=None): # a folder to write the table (bench.md) and a plot (bench.png) to
     "Measure the speed ratios in one process, timed in turns; print them as a markdown table."
@@ -146,11 +146,14 @@ def _write(out: Path, table: str, rows: list):
     import matplotlib.pyplot as plt
     out.mkdir(parents=True, exist_ok=True); (out/'bench.md').write_text(table + '\n')
     med, lo, hi = (torch.tensor([r[k] for r in rows[::-1]]) for k in ('ratio', 'low', 'high'))
-    fig, ax = plt.subplots(figsize=(7.5, 0.8 + 0.45*len(rows)))
-    ax.barh([r['name'].split(': ')[1] for r in rows[::-1]], med, xerr=torch.stack([med - lo, hi - med]), capsize=3)
-    for i, m in enumerate(med.tolist()): ax.text(m*1.25, i, f'{m:.2f}x', va='center', fontsize=8)
-    ax.set(xscale='log', xlim=(None, hi.max().item()*4), xlabel='ratio, first named / second (log scale)')
-    ax.axvline(1, color='k', lw=0.8); ax.set_title('Median ratio of each comparison; bars span the rounds', fontsize=9)
+    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.5*len(rows)))  # bars from 1 (as fast as each other) to the median
+    names = [r['name'].split(': ')[1] for r in rows[::-1]]
+    ax.barh(names, med - 1, left=1, xerr=torch.stack([med - lo, hi - med]), capsize=3)
+    for i, (m, h) in enumerate(zip(med.tolist(), hi.tolist())): ax.text(h*1.15, i, f'{m:.2f}x', va='center', fontsize=9)
+    ax.set(xscale='log', xlim=(min(lo.min().item(), 1)/1.5, hi.max().item()*4),
+           xlabel='ratio, first named / second (log scale)')
+    ax.axvline(1, color='k', lw=0.8)
+    ax.set_title('Median ratio of each comparison; the lines span the rounds', fontsize=10)
     fig.tight_layout(); fig.savefig(out/'bench.png', dpi=80); plt.close(fig)
 
 # %% ../nbs/07a_bench.ipynb #68001885
@@ -163,16 +166,19 @@ def _quiet_stderr():
     finally: os.dup2(saved, 2); os.close(saved)
 
 def profile_fit(x, y, vx, vy, # training and validation data, on the device to profile
-                epochs=4, lr=0.1, top=8): # how many operations the table shows
-    "Profile `fit`: the profiler's table, the matrix products' milliseconds per epoch, the operations by self time."
+                rounds=5, lr=0.1, top=8): # how many operations the table shows
+    "Profile epochs of `fit` in turns with its products alone: the table, the products' two timings, ops by self time."
     from torch.profiler import ProfilerActivity, profile
     model, train, valid = simple_net().to(x.device), TensorLoader(x, y), TensorLoader(vx, vy)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if x.device.type == 'cuda' else [])
+    inside = []  # seconds inside the products per profiled epoch, by the profiler's count
+    def one_epoch():
+        with profile(activities=activities) as prof: fit(model, train, valid, 1, lr); sync()
+        ops = prof.key_averages()
+        inside.append(sum(e.self_cpu_time_total for e in ops if e.key in ('aten::mm', 'aten::addmm'))/1e6)
+        return ops
     with cpu_threads(), _quiet_stderr(), warnings.catch_warnings():
-        fit(model, train, valid, 1, lr)  # warm-up
         warnings.filterwarnings('ignore', message='.*Profiler clears events')  # torch 2.11 (Colab's) warns
-        with profile(activities=activities) as prof: fit(model, train, valid, epochs, lr); sync()
-    ops = prof.key_averages()
-    mm = sum(e.self_cpu_time_total for e in ops if e.key in ('aten::mm', 'aten::addmm'))/1000/epochs
-    ranked = [e.key for e in sorted(ops, key=lambda e: -e.self_cpu_time_total)]
-    return ops.table(sort_by='self_cpu_time_total', row_limit=top), mm, ranked
+        times, last = interleave({'fit': one_epoch, 'alone': products(x, vx)}, rounds)
+    ops = last['fit']; ranked = [e.key for e in sorted(ops, key=lambda e: -e.self_cpu_time_total)]
+    return ops.table(sort_by='self_cpu_time_total', row_limit=top), ratio(inside[-rounds:], times['alone']), ranked

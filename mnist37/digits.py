@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from .baseline import mean_digit, mnist_distance
 from .device import get_device, set_seed
-from .fast import check_inputs
+from .data import check_images
 from .linear import check_lr
 from .learner import Batches, Learner, Loaders, ProgressBar
 from .optim import BasicOptim
@@ -25,14 +25,14 @@ __all__ = ['MODELS', 'EPOCHS', 'ideal_digits', 'nearest_ideal', 'confusion_matri
 def ideal_digits(x, # training images (N, 28, 28)
                  y): # their digits (N,)
     "The ten 'ideal' digits: the mean image of each digit 0..9, as (10, 28, 28)."
-    check_inputs(x, 'x')
+    check_images(x, 'x', stack=True)
     missing = sorted(set(range(10)) - set(y.unique().tolist()))
     if missing: raise ValueError(f"no training images of digit(s) {missing}; every digit 0..9 needs some")
     return torch.stack([mean_digit(x[y == d]) for d in range(10)])
 
 def nearest_ideal(x, ideals):
     "For each image of `x`, the digit whose ideal is closest (mean absolute difference)."
-    check_inputs(x, 'x'); check_inputs(ideals, 'ideals')
+    check_images(x, 'x', stack=True); check_images(ideals, 'ideals', stack=True)
     return torch.stack([mnist_distance(x, m) for m in ideals], 1).argmin(1)
 
 # %% ../nbs/11_all_digits.ipynb #f264d348

@@ -8,10 +8,10 @@ def test_interleave_takes_turns_and_keeps_each_result():
     calls, n = [], iter(range(100))
     fns = {'a': lambda: calls.append('a') or next(n), 'b': lambda: calls.append('b') or next(n)}
     times, results = interleave(fns, reps=4)
-    assert calls == ['a', 'b']*5  # one untimed warm-up round, then four rounds in turns
+    assert ''.join(calls) == 'ab' + 'abba'*2  # a warm-up round, then four rounds in turns, reversed every other
     assert [len(t) for t in times.values()] == [4, 4] and all(t >= 0 for ts in times.values() for t in ts)
-    assert results == {'a': 8, 'b': 9}  # the last round's results
-    calls.clear(); interleave(fns, reps=2, warmup=False); assert calls == ['a', 'b', 'a', 'b']
+    assert results == {'a': 9, 'b': 8}  # the last round's results (b went first in it)
+    calls.clear(); interleave(fns, reps=3, warmup=False); assert ''.join(calls) == 'abbaab'
 
 def test_ratio_is_the_median_of_the_rounds_ratios_with_its_spread():
     r = ratio([2., 9., 4., 1.], [1., 3., 1., 1.])  # per round: 2, 3, 4, 1
@@ -33,7 +33,7 @@ def fallback(tmp_path_factory):
 def small_run(fallback, monkeypatch, tmp_path):
     "A test-sized bench on the offline fallback (seconds), with every interleave call and its thread count recorded."
     seen, real = [], bench_mod.interleave
-    def spy(fns, reps=5, warmup=True):
+    def spy(fns, reps=7, warmup=True):
         seen.append((list(fns), torch.get_num_threads())); return real(fns, reps, warmup)
     monkeypatch.setattr(bench_mod, 'interleave', spy)
     before = torch.get_num_threads()

@@ -97,10 +97,10 @@ def test_train_digits_refuses_a_bad_lr_naming_it(lr):
 def test_digits_functions_refuse_empty_and_non_finite_inputs():
     d, cpu = ten(), torch.device('cpu')
     nan = d.train_x.clone(); nan[2, 3, 4] = float('nan')
-    with pytest.raises(ValueError, match='x has 1 NaN'): ideal_digits(nan, d.train_y)
+    with pytest.raises(ValueError, match='x holds 1 NaN'): ideal_digits(nan, d.train_y)
     with pytest.raises(ValueError, match='x has 1 NaN'): train_digits('digits', d._replace(train_x=nan), 1, device=cpu)
-    with pytest.raises(ValueError, match='x has 1 NaN'): train_digits('digits-baseline', d._replace(valid_x=nan), device=cpu)
-    with pytest.raises(ValueError, match='ideals has'): nearest_ideal(d.valid_x, ideal_digits(d.train_x, d.train_y)*float('inf'))
+    with pytest.raises(ValueError, match='x holds 1 NaN'): train_digits('digits-baseline', d._replace(valid_x=nan), device=cpu)
+    with pytest.raises(ValueError, match='ideals holds'): nearest_ideal(d.valid_x, ideal_digits(d.train_x, d.train_y)*float('inf'))
     with pytest.raises(ValueError, match='x is empty'): train_digits('digits-linear', d._replace(valid_x=d.valid_x[:0], valid_y=d.valid_y[:0]), 1, device=cpu)
     with pytest.raises(ValueError, match='x is empty'): ideal_digits(d.train_x[:0], d.train_y[:0])
     with pytest.raises(ValueError, match='same number'): confusion_matrix(d.valid_y[:3], d.valid_y[:2])
