@@ -88,7 +88,7 @@ def cmd_data(args):
 def cmd_student(args):
     "Write student copies of the lesson notebooks (outputs cleared, solutions stubbed)."
     from mnist37.student import student_copies
-    try: paths = student_copies(args.nbs, args.out, force=args.force)
+    try: paths = student_copies(args.nbs, args.out, force=args.force, colab=args.colab)
     except (OSError, ValueError) as e: sys.exit(f'mnist37: {e}')
     say(f'Wrote {len(paths)} student notebooks to {args.out}')
     return paths
@@ -97,7 +97,7 @@ def cmd_bench(args):
     "Run the speed benchmark of the speed notebook on `args.device`."
     from mnist37.bench import bench
     with contextlib.redirect_stdout(io.StringIO()) as printed:  # bench prints its table at the end: `say` writes it
-        result = bench(epochs=args.epochs or 40, device=args.device, out=args.out)
+        result = bench(**({'epochs': args.epochs} if args.epochs else {}), device=args.device, out=args.out)
     say(printed.getvalue().rstrip('\n'))
     if args.out: say(f'Wrote bench.md and bench.png to {args.out}')
     return result
@@ -130,7 +130,7 @@ def _number(kind, low, high=None):
 def parser():
     "The command-line parser of `mnist37`."
     p = _Parser(prog='mnist37', description='Tell 3s from 7s: the fast.ai MNIST basics lesson as a library.')
-    sub = p.add_subparsers(dest='command', required=True, metavar='{train,data,bench,student}')
+    sub = p.add_subparsers(dest='command', required=True, metavar='{train,data,bench,student,grade}')
     epochs = _number(int, 1, 10_000)
     t = sub.add_parser('train', help="train the lesson's models and print their accuracies")
     t.add_argument('--model', choices=['all', *MODELS], default='all', metavar='MODEL',
@@ -142,7 +142,7 @@ def parser():
     t.add_argument('--json', action='store_true', help='print JSON instead of a table')
     d = sub.add_parser('data', help='find or install both data sets (3s and 7s; all ten digits), say what was found')
     b = sub.add_parser('bench', help='measure the speed ratios of the speed notebook')
-    b.add_argument('--epochs', type=epochs, help='epochs per training path (default 40)')
+    b.add_argument('--epochs', type=epochs, help='epochs per timed training run (default 2; 7 rounds in turns)')
     b.add_argument('--out', help='folder for bench.md and bench.png')
     c = sub.add_parser('student',
                        help='write student copies of the notebooks: outputs cleared, exercise solutions stubbed')
@@ -150,6 +150,11 @@ def parser():
     c.add_argument('--out', default='student', help='folder to write them to (default student)')
     c.add_argument('--force', action='store_true',
                    help='also write into a folder that holds other files (replaces notebooks of the same names)')
+    c.add_argument('--colab', metavar='URL-PREFIX', help="point each copy's Colab badge at URL-PREFIX + its name "
+                   '(a repository of your copies); default: no badge')
+    from mnist37.grade import grade_arguments
+    grade_arguments(sub.add_parser('grade', help='run every notebook a class handed in, check each exercise again, '
+                                                 'write grades.csv'))
     for parsers, flag, text in [
             ((t, d), '--archive', 'a local copy of mnist_sample.tgz to install (or set MNIST37_ARCHIVE)'),
             ((t, d), '--mnist-archive', 'a local copy of mnist_png.tgz, all ten digits (or set MNIST37_MNIST_ARCHIVE)'),
@@ -160,7 +165,9 @@ def parser():
 _PATHS = {'archive': ('file', 'give the path of a copy of mnist_sample.tgz'),  # what each path must be, and the advice
           'mnist_archive': ('file', 'give the path of a copy of mnist_png.tgz'),
           'nbs': ('folder', 'give the folder of the lesson notebooks'),
-          'out': ('new folder', 'give a folder to write in')}
+          'out': ('new folder', 'give a folder to write in'),
+          'folder': ('folder', 'give the folder of the notebooks handed in')}
+_OWN_OUT = ('grade',)  # commands whose --out is a file they check themselves (grade: never over another file)
 _SWITCHES = ('MNIST37_OFFLINE', 'MNIST37_ALLOW_REPACKED')  # the on/off variables the commands read
 
 def _check(args):
@@ -170,8 +177,10 @@ def _check(args):
     if hasattr(args, 'device'): args.device = get_device(args.device)
     for name in _SWITCHES: env_flag(name)
     for dest, (want, hint) in _PATHS.items():
-        if getattr(args, dest, None): check_path(getattr(args, dest), want, '--' + dest.replace('_', '-'), hint)
-    if getattr(args, 'out', None): _writable_here(args.out)
+        if dest == 'out' and args.command in _OWN_OUT: continue
+        label = '' if dest == 'folder' else '--' + dest.replace('_', '-')
+        if getattr(args, dest, None): check_path(getattr(args, dest), want, label, hint)
+    if getattr(args, 'out', None) and args.command not in _OWN_OUT: _writable_here(args.out)
 
 def _writable_here(folder):
     "Raise unless we can write in `folder`, or (not made yet) in its nearest existing parent: a probe file, removed."
@@ -192,7 +201,9 @@ def run(argv=None):
     except (DataError, ValueError) as e: sub.error(str(e))
     say()  # no standard output (`>&-`): stop now, not after the work
     from mnist37.linear import DivergedError
-    try: return {'train': cmd_train, 'data': cmd_data, 'bench': cmd_bench, 'student': cmd_student}[args.command](args)
+    from mnist37.grade import cmd_grade
+    commands = {'train': cmd_train, 'data': cmd_data, 'bench': cmd_bench, 'student': cmd_student, 'grade': cmd_grade}
+    try: return commands[args.command](args)
     except DataError as e: sys.exit(f'mnist37: {e}')
     except DivergedError as e:  # training whose numbers blew up: what to change is the learning rate
         if args.command != 'train': raise

@@ -64,6 +64,30 @@ def test_data_bench_help_and_student_on_a_terminal(env, tmp_path):
     assert status == 0 and re.search(r'Wrote \d+ student notebooks', out), out
     assert len(list((tmp_path/'student').glob('*.ipynb'))) >= 10
 
+GRADE_BAR = re.compile(r'\|█+-*\| \d+\.\d\d% \[\d+/2 [\d:]+<[\d:?]+\]')
+
+def test_grade_draws_its_bar_then_the_table_and_a_copy_with_colab_badges(env, tmp_path):
+    "`mnist37 grade` on a class of two (one right, one that prints a fake 'Correct!'), and `student --colab`."
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+    answers = {'ana': "{'a': (6, 28, 28), 'b': (168, 28), 'c': (6, 28), 'd': (28, 28)}", 'bob': "...\nprint('Correct!')"}
+    for who, answer in answers.items():
+        (tmp_path/'class'/who).mkdir(parents=True)
+        cells = ['from mnist37.exercises import check', f"my_shapes = {answer}\ncheck('stack_shapes', my_shapes)"]
+        nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), tmp_path/'class'/who/'00_data.ipynb')
+    out, status = screen('grade', str(tmp_path/'class'), '--out', str(tmp_path/'g.csv'), '--jobs', '2', env=env)
+    assert status == 0 and 'Traceback' not in out, out
+    assert GRADE_BAR.search(out) and '100.00% [2/2' in out, out  # fastprogress's console bar, to its end
+    rows = {l.split()[0]: l.split()[1:] for l in visible(out) if l.startswith(('ana ', 'bob '))}
+    assert rows == {'ana': ['ok'], 'bob': ['-']}, out  # the fake "Correct!" printed by bob's notebook counts for nothing
+    assert (tmp_path/'g.csv').read_text().count('\n') == 3
+    nbs = os.path.join(os.path.dirname(__file__), '..', 'nbs')
+    prefix = 'https://colab.research.google.com/github/me/class/blob/main/'
+    out, status = screen('student', '--nbs', nbs, '--out', str(tmp_path/'copies'), '--colab', prefix, env=env)
+    assert status == 0, out
+    text = (tmp_path/'copies'/'01_pixel_similarity.ipynb').read_text()
+    assert prefix + '01_pixel_similarity.ipynb' in text and 'github/mnist37/mnist37' not in text
+
 def test_ctrl_c_says_interrupted_and_exits_130(env):
     child = pexpect.spawn(MNIST37, ['train', '--model', 'net', '--epochs', '10000'], env=env, encoding='utf-8',
                           dimensions=(30, 100), timeout=300)
