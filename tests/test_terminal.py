@@ -36,7 +36,7 @@ def test_train_all_draws_bars_then_the_table(env):
     assert out.index('[2/2') < out.index('accuracy')  # the bars come first, then the table
     accs = table_rows(out)
     assert list(accs) == ['baseline', 'linear', 'optim', 'net'] and all(0.5 < a <= 1 for a in accs.values()), accs
-    assert "lesson: the lesson's published figure" in visible(out)[-2], out[-500:]
+    assert "lesson: this lesson's own figure" in visible(out)[-2], out[-500:]
 
 def test_train_one_model(env):
     out, status = screen('train', '--model', 'net', '--epochs', '3', env=env)
