@@ -141,6 +141,10 @@ KERNEL = {'kernelspec': {'display_name': 'Python 3 (ipykernel)', 'language': 'py
 
 def _code(cells, i): return '\n'.join(c['source'] for c in cells[i:] if c['cell_type'] == 'code')
 
+def _needed(src: str, later: str) -> bool:
+    "Whether `later` code uses a name the top level of `src` binds."
+    return any(re.search(rf'\b{re.escape(k)}\b', later) for k in _bound(src))
+
 def _exercise(src: str, where: str, later: str, n, first: bool) -> str:
     "An exercise cell as the student gets it: stubs for solutions, no answer outside them, and (`first`) how it works."
     return (HOW if first else '') + _hide_answers(_strip_solution(src, where, later, n))
@@ -159,7 +163,8 @@ def student_notebook(nb: dict, name: str, colab: str|None = None, names=STUDENT_
             c['source'] = _for_student(src, colab, name, set(names))
         elif c['cell_type'] == 'code':
             uses = {k: e for k, e in answers.items() if re.search(rf'\b{re.escape(k)}\b', src)}
-            if uses and src.startswith('#| hide'): continue  # a guard that would state an answer
+            if src.startswith('#| hide') and (uses or seen and not _needed(src, _code(cells, i + 1))):
+                continue  # a guard after an exercise: it could state the answer
             if BEGIN in src:
                 bound = _bound(src.replace(BEGIN, '').replace(END, '')) + sorted(_check_args(src))
                 c['source'] = _exercise(src, f'{name}.ipynb, cell {i}', _code(cells, i + 1), n, not seen)

@@ -75,9 +75,15 @@ def test_no_hidden_guard_after_an_exercise_states_its_answer():
                     {'cell_type': 'code', 'id': 'b', 'metadata': {}, 'outputs': [], 'execution_count': None,
                      'source': '#| hide\nassert my_factor == 2'},
                     {'cell_type': 'code', 'id': 'c', 'metadata': {}, 'outputs': [], 'execution_count': None,
-                     'source': '#| hide\nfrom fastcore.test import test_eq'}], 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
+                     'source': '#| hide\nfrom fastcore.test import test_eq'},
+                    {'cell_type': 'code', 'id': 'd', 'metadata': {}, 'outputs': [], 'execution_count': None,
+                     'source': '#| hide\nw = torch.ones(2)\ntest_eq(w * 2, 2 * w)  # states the factor without its name'},
+                    {'cell_type': 'code', 'id': 'e', 'metadata': {}, 'outputs': [], 'execution_count': None,
+                     'source': 'test_eq(1 + 1, 2)'}], 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
     out = student_notebook(nb, '03_x')
-    assert [c['id'] for c in out['cells']] == ['a', 'c']   # the guard that states 2 is gone; a plain hidden import stays
+    # the guards after the exercise are gone (one names its answer, one states it another way); the hidden import a
+    # later cell needs stays
+    assert [c['id'] for c in out['cells']] == ['a', 'c', 'e']
     assert '2' not in out['cells'][0]['source'].replace('grad_twice', '')
 
 # ---- §1: words for the student, the badge
