@@ -108,3 +108,42 @@ def test_check_gives_the_same_verdicts_on_fresh_draws(checker, args, ok, words):
     for seed in range(20):
         fb = check('softmax_shape', args[1]) if len(args) > 1 and args[1] != (64, 10) else check(name, args[0], seed=seed)
         assert fb.ok == ok and words in fb.message, (seed, fb)
+
+# ---- the transfer exercises: softmax with a temperature, the 3s-vs-7s loss from logits (issue 19, section 3)
+def soft_t(x, t): return stable(x/t)
+def log_sig(x): return log_softmax(torch.stack([torch.zeros_like(x), x], -1))   # columns: log(1 - sigmoid), log(sigmoid)
+def bce(x, t): ls = log_sig(x); return -(t*ls[:, 1] + (1 - t)*ls[:, 0]).mean()
+def bce_sigmoid_log(x, t): return -(t*x.sigmoid().log() + (1 - t)*(1 - x.sigmoid()).log()).mean()
+
+TRANSFER_CASES = [  # exercise, answer, ok, words the feedback must contain
+    ('softmax_t', soft_t, True, 'do not overflow'),
+    ('softmax_t', lambda x, t: torch.softmax(x/t, -1), True, 'do not overflow'),
+    ('softmax_t', lambda x, t: stable(x), False, 'changes nothing'),                 # exp(x)/t, normalised again
+    ('softmax_t', lambda x, t: stable(x)/t, False, 'sums to 1/t'),                   # exp(x)/t, not normalised again
+    ('softmax_t', lambda x, t: stable(x*t), False, 'multiplied the scores by t'),
+    ('softmax_t', lambda x, t: plain(x/t), False, 'overflows'),
+    ('softmax_t', lambda x, t: (x/t).softmax(0), False, 'each column sums to 1'),
+    ('softmax_t', lambda x, t: (x/t).exp()/(x/t).exp().sum(), False, 'whole batch'),
+    ('softmax_t', lambda x, t: stable(x/t)[:, 0], False, 'one probability per score'),
+    ('softmax_t', not_written, False, 'not written yet'),
+    ('softmax_t_prediction', 'up', True, 'top score takes more'),
+    ('softmax_t_prediction', 'down', False, 'ten times wider'),
+    ('softmax_t_prediction', 0.1, False, "'up' or 'down'"),
+    ('bce', bce, True, 'also on logits of 10,000'),
+    ('bce', lambda x, t: F.binary_cross_entropy_with_logits(x, t), True, 'also on logits of 10,000'),
+    ('bce', bce_sigmoid_log, False, 'inf or nan'),
+    ('bce', lambda x, t: F.binary_cross_entropy(x.sigmoid(), t), False, 'no clamping'),   # PyTorch clamps its log at -100
+    ('bce', lambda x, t: bce(x, 1 - t), False, 'targets are flipped'),
+    ('bce', lambda x, t: bce(x, t)*len(t), False, 'rather than the sum'),
+    ('bce', lambda x, t: -bce(x, t), False, 'sign is flipped'),
+    ('bce', lambda x, t: -(t*log_sig(x)[:, 1] + (1 - t)*log_sig(x)[:, 0]), False, 'one number for the batch'),
+    ('bce', lambda x, t: bce(x, t).item(), False, 'no .item()'),
+    ('bce', not_written, False, 'not written yet')]
+
+@pytest.mark.parametrize('name,answer,ok,words', TRANSFER_CASES, ids=[f'{c[0]}-{i}' for i, c in enumerate(TRANSFER_CASES)])
+def test_transfer_exercises_feedback_on_fresh_draws(name, answer, ok, words):
+    "Each mistake is named, and the right answers pass, on every draw (the inputs are built so that no mistake can match by chance)."
+    for seed in range(20):
+        fb = check(name, answer, seed=seed)
+        assert fb.ok == ok and words in fb.message, (seed, fb)
+        assert 'max(-1, keepdim=True)' not in fb.message and 'log_softmax(' not in fb.message and 'stack(' not in fb.message

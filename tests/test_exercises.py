@@ -120,6 +120,16 @@ FN_CASES = [  # exercise, function, ok, words the feedback must contain
     ('simple_net2', seq(L(700, 30), nn.ReLU(), L(30, 1)), False, 'cannot take a batch'),
     ('simple_net2', seq(L(784, 20), nn.ReLU(), L(20, 20), nn.ReLU(), L(20, 1)), False, '30 each'),
     ('simple_net2', Detached, False, 'not every layer gets a gradient'),
+    ('softmax_t', lambda x, t: torch.softmax(x/t, -1), True, 'do not overflow'),
+    ('softmax_t', lambda x, t: torch.softmax(x, -1), False, 'changes nothing'),   # t applied after exp, normalised again
+    ('softmax_t', lambda x, t: torch.softmax(x, -1)/t, False, 'sums to 1/t'),
+    ('softmax_t', lambda x, t: torch.softmax(x*t, -1), False, 'multiplied the scores by t'),
+    ('softmax_t', lambda x, t: (x/t).exp()/(x/t).exp().sum(-1, keepdim=True), False, 'overflows'),
+    ('softmax_t', lambda x, t: torch.softmax(x/t, 0), False, 'each column sums to 1'),
+    ('bce', lambda x, t: F.binary_cross_entropy_with_logits(x, t), True, 'also on logits of 10,000'),
+    ('bce', lambda x, t: -(t*x.sigmoid().log() + (1 - t)*(1 - x.sigmoid()).log()).mean(), False, 'inf or nan'),
+    ('bce', lambda x, t: F.binary_cross_entropy_with_logits(x, 1 - t), False, 'targets are flipped'),
+    ('bce', lambda x, t: F.binary_cross_entropy_with_logits(x, t, reduction='sum'), False, 'rather than the sum'),
 ]
 
 @pytest.mark.parametrize('seed', SEEDS)
