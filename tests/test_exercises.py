@@ -62,6 +62,29 @@ def momsgd(kind): return lambda params, lr, mom, wd: MomSGD(params, lr, mom, wd,
 class MomSGDGenerator(MomSGD):
     def __init__(self, params, lr, mom, wd): super().__init__([], lr, mom, wd); self.ps = params
 
+class ClipSGD:   # clip the overall norm of all the gradients to max_norm, then plain SGD; or one typical mistake
+    def __init__(self, params, lr, max_norm, kind='right'): self.ps, self.lr, self.m, self.kind = list(params), lr, max_norm, kind
+    def step(self):
+        gs = [p.grad.data for p in self.ps]
+        total = sum((g**2).sum() for g in gs).sqrt().item()
+        if self.kind == 'per_tensor': gs = [g*min(1, self.m/g.norm().item()) for g in gs]
+        elif self.kind == 'clamp': gs = [g.clamp(-self.m, self.m) for g in gs]
+        elif self.kind == 'always': gs = [g*self.m/total for g in gs]
+        elif self.kind != 'no_clip': gs = [g*min(1, self.m/total) for g in gs]
+        if self.kind != 'no_step':
+            for p, g in zip(self.ps, gs): p.data -= self.lr*g
+    def zero_grad(self):
+        if self.kind != 'no_zero':
+            for p in self.ps: p.grad = None
+def clipsgd(kind): return lambda params, lr, max_norm: ClipSGD(params, lr, max_norm, kind)
+class ClipSGDGenerator(ClipSGD):
+    def __init__(self, params, lr, max_norm): super().__init__([], lr, max_norm); self.ps = params
+class TorchClipped(torch.optim.SGD):   # right: PyTorch's clipping, then PyTorch's SGD
+    def __init__(self, params, lr, max_norm): super().__init__(params, lr); self.max_norm = max_norm
+    def step(self): nn.utils.clip_grad_norm_(self.param_groups[0]['params'], self.max_norm); super().step()
+class ClipNotWritten:   # a student copy's stub
+    def __init__(self, *args, **kwargs): raise NotImplementedError('write your code here')
+
 def seq(*layers): return lambda: nn.Sequential(*layers)
 def L(i, o): return nn.Linear(i, o)
 class SharedReLU(nn.Module):   # one ReLU module used twice: right
@@ -108,6 +131,18 @@ FN_CASES = [  # exercise, function, ok, words the feedback must contain
     ('MomentumSGD', momsgd('no_zero'), False, 'never cleared'),
     ('MomentumSGD', MomSGDGenerator, False, 'list(params)'),
     ('MomentumSGD', lambda params, lr: None, False, 'creating your optimizer failed'),
+    ('MomentumSGD', ClipNotWritten, False, 'not written yet'),   # a student copy's stub: no seed to repeat
+    ('ClippedSGD', clipsgd('right'), True, 'match clip_grad_norm_'),
+    ('ClippedSGD', TorchClipped, True, 'match clip_grad_norm_'),
+    ('ClippedSGD', clipsgd('per_tensor'), False, 'clip each tensor'),
+    ('ClippedSGD', clipsgd('clamp'), False, 'cut single values'),
+    ('ClippedSGD', clipsgd('always'), False, 'scale the gradients up'),
+    ('ClippedSGD', clipsgd('no_step'), False, 'never moved'),
+    ('ClippedSGD', clipsgd('no_clip'), False, 'plain SGD'),
+    ('ClippedSGD', clipsgd('no_zero'), False, 'gradient is still there'),
+    ('ClippedSGD', ClipSGDGenerator, False, 'list(params)'),
+    ('ClippedSGD', lambda params, lr: None, False, 'creating your optimizer failed'),
+    ('ClippedSGD', ClipNotWritten, False, 'not written yet'),
     ('simple_net2', seq(L(784, 30), nn.ReLU(), L(30, 30), nn.ReLU(), L(30, 1)), True, 'ReLU after each'),
     ('simple_net2', SharedReLU, True, 'ReLU after each'),
     ('simple_net2', FunctionalReLU, True, 'ReLU after each'),
