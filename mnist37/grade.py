@@ -131,10 +131,17 @@ def submissions(folder) -> list:
     found = [p for p in sorted(folder.rglob('*.ipynb')) if not any(s.startswith('.') for s in p.relative_to(folder).parts)]
     return [(p.relative_to(folder).parts[0] if p.parent != folder else p.stem, p) for p in found]
 
-def _write_csv(rows, out: Path):
-    "Write `rows` to the CSV `out` at once (a temporary file renamed), never over a file that is not a grades table."
+def _check_out(out: Path):
+    "Raise, naming `out`, unless a grades table can be written there: checked before any notebook runs."
     if out.exists() and (not out.is_file() or out.read_text(errors='replace').split('\n', 1)[0] != ','.join(COLUMNS)):
         raise FileExistsError(f'{out} exists and is not a grades table this command wrote; choose another --out')
+    up = out.absolute().parent
+    if not up.is_dir(): raise NotADirectoryError(f'--out {out}: the folder {up} does not exist; make it, or choose another --out')
+    if not os.access(up, os.W_OK): raise PermissionError(f'--out {out}: you may not write in {up}; choose another --out')
+
+def _write_csv(rows, out: Path):
+    "Write `rows` to the CSV `out` at once (a temporary file renamed), never over a file that is not a grades table."
+    _check_out(out)
     tmp = out.with_name(f'.{out.name}.tmp')
     with open(tmp, 'w', newline='', encoding='utf-8') as f: csv.writer(f).writerows([COLUMNS, *rows])
     os.replace(tmp, out)
@@ -165,8 +172,9 @@ def grade(folder, # one notebook per student, or one folder per student
     except ImportError as e: raise ValueError(f'grading runs notebooks with nbclient and ipykernel ({e}): pip install nbclient ipykernel') from None
     subs, seed = submissions(folder), secrets.randbelow(2**31) if seed is None else seed
     if not subs: raise FileNotFoundError(f'no .ipynb notebooks under {folder}')
-    if (jobs is not None and jobs < 1) or not timeout > 0:
-        raise ValueError(f'--jobs {jobs} --timeout {timeout}: both must be positive numbers')
+    if jobs is not None and jobs < 1: raise ValueError(f'--jobs {jobs}: give 1 or more notebooks to run at once')
+    if not timeout > 0: raise ValueError(f'--timeout {timeout}: give a number of seconds above 0')
+    _check_out(Path(out))  # before the work: a class's grading is not lost on a wrong --out
     ref = lambda p: Path(nbs)/p.name if nbs and (Path(nbs)/p.name).is_file() else None
     rows, t0 = [], time.monotonic()
     with ProcessPoolExecutor(jobs or os.cpu_count()) as pool:

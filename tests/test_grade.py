@@ -35,7 +35,7 @@ def test_the_exercises_of_each_student_copy_are_those_of_the_instructors_noteboo
     labels = [l for n in ['00_data', '01_pixel_similarity', '02_sgd', '03_linear', '04_optimizer', '05_neural_net', '10_learner',
                           '11_all_digits'] for l, *_ in exercises(read_notebook(NBS/f'{n}.ipynb'))]
     assert len(labels) == len(set(labels)) and {'stack_shapes', 'broadcast_shapes', 'is_3_rmse', 'numerical_grad', 'momentum_step',
-        'largest_lr', 'no_sigmoid_loss', 'grad_twice', 'MomentumSGD', 'simple_net2', 'fit', 'softmax', 'cross_entropy'} <= set(labels)
+        'largest_lr', 'no_sigmoid_loss', 'grad_twice', 'MomentumSGD', 'simple_net2', 'fit', 'softmax_t', 'softmax_t_prediction', 'bce'} <= set(labels)
 
 def test_submissions_name_students_by_folder_or_file(tmp_path):
     for f in ['ann/00_data.ipynb', 'ann/sub/01_pixel_similarity.ipynb', 'bo.ipynb', 'ann/.ipynb_checkpoints/00_data-checkpoint.ipynb']:
@@ -128,3 +128,14 @@ def test_a_notebook_that_deletes_files_is_named_and_the_submission_kept(graded):
 
 def test_a_deleted_check_is_still_graded_against_the_instructors_notebook(graded):
     assert verdicts(graded, 'dropper') == {'stack_shapes': 'not written', 'broadcast_shapes': 'not written', 'is_3_rmse': 'not yet'}
+
+def test_a_wrong_out_is_refused_before_any_notebook_runs(tmp_path, monkeypatch):
+    "A class's grading is never lost to a wrong --out: a folder, a missing folder, another file are named first."
+    import mnist37.grade as g
+    (tmp_path/'class').mkdir(); (tmp_path/'class'/'ana.ipynb').write_text('{}')
+    monkeypatch.setattr(g, 'grade_notebook', lambda *a, **k: pytest.fail('a notebook ran before --out was checked'))
+    (tmp_path/'mine.csv').write_text('my own notes\n')
+    for out, words in [(tmp_path, 'is not a grades table'), (tmp_path/'gone'/'g.csv', 'does not exist'),
+                       (tmp_path/'mine.csv', 'is not a grades table')]:
+        with pytest.raises(OSError, match=words): g.grade(tmp_path/'class', out, jobs=1)
+    assert (tmp_path/'mine.csv').read_text() == 'my own notes\n'
