@@ -243,3 +243,11 @@ def test_k_selects_a_test_file_by_the_modules_it_imports(tmp_path):
     f = tmp_path/'test_x.py'
     f.write_text('import os\nfrom mnist37.linear import lesson_xy\nimport mnist37.net as n\nfrom mnist37 import optim, fast\nfrom mnist37x import no\n')
     assert modules_used(f) == {'linear', 'net', 'optim', 'fast'}
+
+def test_ci_stops_when_nbdev_test_fails():
+    "`set -e` lets a failure before the last command of an && list pass: .ci/run checks its test line's status itself."
+    lines = (ROOT/'.ci'/'run').read_text().splitlines()
+    i = next(i for i, l in enumerate(lines) if 'bin/nbdev_test' in l and '&&' in l and not l.startswith('#'))
+    script = '\n'.join(['set -euo pipefail', 'start=$SECONDS', 'false && true', *lines[i + 1:i + 3], 'echo passed'])  # nbdev_test failing
+    r = subprocess.run(['bash', '-c', script], capture_output=True, text=True)
+    assert r.returncode != 0 and 'passed' not in r.stdout, r.stdout
