@@ -51,6 +51,7 @@ def check_images(x, # what should be one 28x28 image or a stack of them
     if (x.ndim != 3 if stack else x.ndim < 2) or tuple(x.shape[-2:]) != (28, 28):
         raise ValueError(f"{name} has shape {tuple(x.shape)}; expected {want} (rows of 784: x.view(-1, 28, 28))")
     if x.numel() == 0: raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): it needs at least one image")
+    if x.is_meta: return x  # a shape with no values (PyTorch's meta device): nothing more to check
     if not x.is_floating_point():
         raise TypeError(f"{name} holds integers ({x.dtype}): pixels must be scaled to 0..1 first, e.g. x.float()/255")
     if not (ok := torch.isfinite(x)).all():

@@ -14,16 +14,10 @@ from .device import set_seed
 __all__ = ['to_xy', 'lesson_xy', 'init_params', 'linear1', 'sigmoid', 'DivergedError', 'mnist_loss', 'calc_grad', 'check_lr',
            'check_finite', 'train_epoch', 'batch_accuracy', 'validate_epoch', 'train_linear']
 
-# %% ../nbs/03_linear.ipynb #c5a1e0b7
-def _check_stack(x, name):
-    "`check_images` for a non-empty stack (N, 28, 28); a meta tensor (a shape, no values) is checked for shape only."
-    if isinstance(x, torch.Tensor) and x.is_meta: x = torch.zeros(()).expand(x.shape)
-    return check_images(x, name, stack=True)
-
 # %% ../nbs/03_linear.ipynb #ffc06a8a
 def to_xy(threes, sevens):
     "Stack images of 3s and 7s into rows `x` (N, 784) and a label column `y` (N, 1): 1 for a 3, 0 for a 7."
-    _check_stack(threes, 'threes'); _check_stack(sevens, 'sevens')
+    check_images(threes, 'threes', stack=True); check_images(sevens, 'sevens', stack=True)
     x = torch.cat([threes, sevens]).view(-1, 28*28)
     y = torch.cat([torch.ones(len(threes)), torch.zeros(len(sevens))]).unsqueeze(1).to(x.device)
     return x, y
