@@ -7,14 +7,15 @@ from __future__ import annotations
 import math, time
 from pathlib import Path
 import torch
+from fastcore.basics import patch
 from .data import load_sample, mnist_sample
 from .device import get_device, set_seed
 from .linear import DivergedError, check_finite, check_lr, to_xy
 from .net import simple_net
 
 # %% auto #0
-__all__ = ['sync', 'timeit', 'check_inputs', 'check_loaders', 'TensorLoader', 'accuracy', 'fit', 'fastai_learner', 'learner_path',
-           'train_net']
+__all__ = ['sync', 'timeit', 'check_inputs', 'check_loaders', 'check_xy', 'TensorLoader', 'accuracy', 'sgd_epoch', 'fit',
+           'book_loss', 'book_accuracy', 'fastai_learner', 'learner_path', 'train_net']
 
 # %% ../nbs/07_speed.ipynb #c0220130
 def sync():
@@ -45,64 +46,81 @@ def check_loaders(**loaders): # name=loader
     for name, dl in loaders.items():
         if len(dl) == 0: raise ValueError(f"{name} gives no batches ({dl!r}): build it from at least one item")
 
+# %% ../nbs/07_speed.ipynb #c7d1a011
+def check_xy(x, # inputs, one row per item
+             y): # 0/1 targets as a column (N, 1)
+    "Refuse targets that are not a 0/1 column with one entry per row of `x`, and inputs that `check_inputs` refuses."
+    if len(x) != len(y) or y.ndim != 2 or y.shape[1] != 1:
+        raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)}: need one target per row, "
+                         "as a column (N, 1); use y.unsqueeze(1)")
+    check_inputs(x, 'x')
+    if not ((y == 0) | (y == 1)).all(): raise ValueError("targets must be 0 (a 7) or 1 (a 3)")
+
 # %% ../nbs/07_speed.ipynb #dab900b7
 class TensorLoader:
     "Mini-batches sliced from tensors that sit on the device; shuffled with one seeded permutation per epoch."
     def __init__(self, x, # inputs, one row per item
                  y, # 0/1 targets as a column (N, 1)
                  bs=256, shuffle=False, seed=None, device=None):
-        if len(x) != len(y) or y.ndim != 2 or y.shape[1] != 1:
-            raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)}: need one target per row, "
-                             "as a column (N, 1); use y.unsqueeze(1)")
-        check_inputs(x, 'x')
-        if not ((y == 0) | (y == 1)).all(): raise ValueError("targets must be 0 (a 7) or 1 (a 3)")
+        check_xy(x, y)
         if not isinstance(bs, int) or bs < 1: raise ValueError(f"bs must be a whole number >= 1, got {bs!r}")
         self.x, self.y, self.bs, self.shuffle = x.to(device or x.device), y.to(device or x.device), bs, shuffle
         self.gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    def __len__(self): return -(-len(self.x) // self.bs)
-    def __iter__(self):
-        n, bs = len(self.x), self.bs
-        if not self.shuffle:
-            for i in range(0, n, bs): yield self.x[i:i+bs], self.y[i:i+bs]
-            return
-        idx = torch.randperm(n, generator=self.gen).to(self.x.device)
-        for i in range(0, n, bs): j = idx[i:i+bs]; yield self.x[j], self.y[j]
+    def __len__(self): return math.ceil(len(self.x) / self.bs)
     def __repr__(self):
         return f'TensorLoader({len(self.x)} items, bs={self.bs}, shuffle={self.shuffle}, device={self.x.device})'
+
+# %% ../nbs/07_speed.ipynb #c7d1a016
+@patch
+def __iter__(self: TensorLoader):
+    "The batches of one epoch: slices in order, or index lookups through a new permutation when shuffling."
+    n, bs = len(self.x), self.bs
+    if not self.shuffle:
+        for i in range(0, n, bs): yield self.x[i:i+bs], self.y[i:i+bs]
+        return
+    idx = torch.randperm(n, generator=self.gen).to(self.x.device)
+    for i in range(0, n, bs): j = idx[i:i+bs]; yield self.x[j], self.y[j]
 
 # %% ../nbs/07_speed.ipynb #cb9d7a73
 def accuracy(model, loader):
     "Share of items in `loader` that `model` scores on the right side of 0, computed in one batch without gradients."
     with torch.no_grad(): return ((model(loader.x) > 0).float() == loader.y).float().mean().item()
 
+# %% ../nbs/07_speed.ipynb #c7d1a023
+def sgd_epoch(model, train, lr, params):
+    "One pass of plain SGD on `mnist_loss` over `train` (a `TensorLoader`); returns the mean training loss."
+    total = 0.
+    for xb, yb in train:
+        loss = (model(xb).sigmoid() * (1 - 2*yb)).mean() + yb.mean()  # == mnist_loss(model(xb), yb)
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g in zip(params, grads): p.sub_(g, alpha=lr)
+        total += loss.detach()
+    return float(total) / len(train)
+
+# %% ../nbs/07_speed.ipynb #c7d1a027
 def fit(model, train, valid, epochs, lr):
     "Plain SGD on `mnist_loss` over `TensorLoader`s; returns (mean training loss, validation accuracy) per epoch."
     check_lr(lr); check_loaders(train=train, valid=valid)
     params = [p for p in model.parameters() if p.requires_grad]
     history = []
     for _ in range(epochs):
-        total = 0.
-        for xb, yb in train:
-            loss = (model(xb).sigmoid() * (1 - 2*yb)).mean() + yb.mean()  # == mnist_loss(model(xb), yb)
-            grads = torch.autograd.grad(loss, params)
-            with torch.no_grad():
-                for p, g in zip(params, grads): p.sub_(g, alpha=lr)
-            total += loss.detach()
-        mean_loss = float(total) / len(train)
+        mean_loss = sgd_epoch(model, train, lr, params)
         check_finite(mean_loss, lr)
         history.append((mean_loss, accuracy(model, valid)))
     return history
 
 # %% ../nbs/07_speed.ipynb #426d0d61
-def _book_loss(predictions, targets):
+def book_loss(predictions, targets):
     "`mnist_loss` as the book writes it, with no checks: how far each sigmoid output is from its target, averaged."
     predictions = predictions.sigmoid()
     return torch.where(targets == 1, 1 - predictions, predictions).mean()
 
-def _book_accuracy(predictions, targets):
+def book_accuracy(predictions, targets):
     "`batch_accuracy` as the book writes it, with no checks."
     return ((predictions.sigmoid() > 0.5) == targets).float().mean()
 
+# %% ../nbs/07_speed.ipynb #c7d1a030
 def fastai_learner(model, x, y, vx, vy, bs=256, checked=True):
     "fastai's `Learner` as the lesson builds it (a list of pairs, unshuffled), with the checked or the book's loss."
     from fastai.data.core import DataLoaders
@@ -110,7 +128,7 @@ def fastai_learner(model, x, y, vx, vy, bs=256, checked=True):
     from fastai.learner import Learner
     from fastai.optimizer import SGD
     from mnist37.linear import batch_accuracy, mnist_loss
-    loss, metric = (mnist_loss, batch_accuracy) if checked else (_book_loss, _book_accuracy)
+    loss, metric = (mnist_loss, batch_accuracy) if checked else (book_loss, book_accuracy)
     train, valid = DataLoader(list(zip(x, y)), batch_size=bs), DataLoader(list(zip(vx, vy)), batch_size=bs)
     return Learner(DataLoaders(train, valid, device=x.device), model, opt_func=SGD, loss_func=loss, metrics=metric)
 
