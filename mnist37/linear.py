@@ -11,8 +11,9 @@ from .data import check_images, load_sample
 from .device import set_seed
 
 # %% auto #0
-__all__ = ['to_xy', 'lesson_xy', 'init_params', 'linear1', 'sigmoid', 'DivergedError', 'mnist_loss', 'calc_grad', 'check_lr',
-           'check_finite', 'train_epoch', 'batch_accuracy', 'validate_epoch', 'train_linear']
+__all__ = ['to_xy', 'lesson_xy', 'init_params', 'linear1', 'sigmoid', 'mnist_loss', 'DivergedError', 'check_pair', 'calc_grad',
+           'check_lr', 'check_finite', 'check_loader', 'train_epoch', 'batch_accuracy', 'validate_epoch',
+           'train_linear']
 
 # %% ../nbs/03_linear.ipynb #ffc06a8a
 def to_xy(threes, sevens):
@@ -49,11 +50,20 @@ def sigmoid(x):
     return 1/(1 + torch.exp(-x))
 
 # %% ../nbs/03_linear.ipynb #2319ef9a
+def mnist_loss(predictions, targets):
+    "Mean distance of the sigmoid of each prediction from its 0/1 target."
+    check_pair(predictions, targets)
+    predictions = predictions.sigmoid()
+    return torch.where(targets == 1, 1 - predictions, predictions).mean()
+
+# %% ../nbs/03_linear.ipynb #e5b1c6f9
 class DivergedError(ValueError, FloatingPointError):
     "Training's numbers blew up (NaN or infinite): almost always a learning rate that is too large."
 
-def _check_pair(predictions, targets):
-    "Refuse predictions and 0/1 targets that cannot be compared one-to-one."
+# %% ../nbs/03_linear.ipynb #a8d3e9b1
+def check_pair(predictions, # the model's scores for a batch (N, 1)
+               targets): # its 0/1 targets (N, 1)
+    "Refuse predictions and 0/1 targets that cannot be compared one to one, saying what to fix."
     for name, t in (('predictions', predictions), ('targets', targets)):
         if not isinstance(t, torch.Tensor): raise TypeError(f"{name} must be a torch tensor, got {type(t).__name__}")
     if predictions.shape != targets.shape:
@@ -63,15 +73,9 @@ def _check_pair(predictions, targets):
     if predictions.numel() == 0: raise ValueError("empty batch: predictions and targets hold no values")
     if not torch.isfinite(predictions).all():
         raise DivergedError("predictions contain NaN or infinity; if this happened while training, "
-                         "the learning rate is probably too large: try a smaller one")
+                            "the learning rate is probably too large: try a smaller one")
     if not ((targets == 0) | (targets == 1)).all():
         raise ValueError(f"targets must be 0 (a 7) or 1 (a 3), got values such as {targets.unique()[:5].tolist()}")
-
-def mnist_loss(predictions, targets):
-    "Mean distance of the sigmoid of each prediction from its 0/1 target."
-    _check_pair(predictions, targets)
-    predictions = predictions.sigmoid()
-    return torch.where(targets == 1, 1 - predictions, predictions).mean()
 
 # %% ../nbs/03_linear.ipynb #80852b09
 def calc_grad(xb, yb, model):
@@ -93,10 +97,16 @@ def check_finite(loss, lr):
     if not math.isfinite(value):
         raise DivergedError(f"the loss became {value} at lr={lr}; try a smaller learning rate")
 
-def _mean_over(values, dl, name):
-    "The mean of per-batch numbers; refuse a loader `name` that gave no batch at all."
-    if not values: raise ValueError(f"the loader {name} gave no batches ({dl!r}): build it from a non-empty dataset")
-    return torch.stack(values).mean().item()
+# %% ../nbs/03_linear.ipynb #f3c8d4a6
+def check_loader(dl, # batches of (x, y): a DataLoader, a list of pairs...
+                 name='dl'): # what to call it in the message
+    "Refuse, before any training, a loader that has no batch to give; return it."
+    if not hasattr(dl, '__len__'):
+        raise TypeError(f"the loader {name} ({dl!r}) has no length: pass a DataLoader or a list of batches, "
+                        "which can be read again every epoch")
+    if len(dl) == 0:
+        raise ValueError(f"the loader {name} gives no batches ({dl!r}): build it from a dataset with at least one item")
+    return dl
 
 # %% ../nbs/03_linear.ipynb #ecc1d0ea
 def train_epoch(model, # a function from a batch of images to scores
@@ -104,7 +114,7 @@ def train_epoch(model, # a function from a batch of images to scores
                 lr, # the learning rate
                 params): # the tensors to update
     "One epoch of SGD: for each batch, gradients, a step of `lr`, zeroed gradients; returns the mean loss."
-    check_lr(lr)
+    check_lr(lr); check_loader(dl, 'dl')
     losses = []
     for xb, yb in dl:
         loss = calc_grad(xb, yb, model)
@@ -113,20 +123,21 @@ def train_epoch(model, # a function from a batch of images to scores
             p.data -= p.grad*lr
             p.grad.zero_()
         losses.append(loss.detach())
-    return _mean_over(losses, dl, 'dl')
+    return torch.stack(losses).mean().item()
 
 # %% ../nbs/03_linear.ipynb #00ba7d34
 def batch_accuracy(xb, # the model's scores for a batch (N, 1)
                    yb): # the 0/1 targets (N, 1)
     "Share of scores on the right side of 0 (sigmoid above 0.5 means a 3)."
-    _check_pair(xb, yb)
+    check_pair(xb, yb)
     return ((xb.sigmoid() > 0.5) == yb).float().mean()
 
 def validate_epoch(model, dl):
     "Accuracy of `model` over every batch of `dl`, rounded to 4 decimals."
+    check_loader(dl, 'dl')
     with torch.no_grad():
         accs = [batch_accuracy(model(xb), yb) for xb, yb in dl]
-    return round(_mean_over(accs, dl, 'dl'), 4)
+    return round(torch.stack(accs).mean().item(), 4)
 
 # %% ../nbs/03_linear.ipynb #7a2d8b73
 def train_linear(train, # batches of (images, targets) to learn from
@@ -135,6 +146,7 @@ def train_linear(train, # batches of (images, targets) to learn from
                  device=None, # where the parameters live (default: where `valid`'s first batch is)
                  progress=None): # wraps `range(epochs)`, e.g. a progress bar
     "The lesson's linear model from scratch, trained with `train_epoch`; returns the validation accuracy."
+    check_loader(train, 'train'); check_loader(valid, 'valid')
     device = device or next(iter(valid))[0].device
     set_seed(seed)
     w, b = init_params((28*28, 1), device=device), init_params(1, device=device)

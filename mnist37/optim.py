@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from .device import set_seed
-from .linear import _mean_over, calc_grad, check_finite, check_lr, validate_epoch
+from .linear import calc_grad, check_finite, check_loader, check_lr, validate_epoch
 
 # %% auto #0
 __all__ = ['BasicOptim', 'fit_epoch', 'train_model', 'train_optim', 'make_dls']
@@ -30,23 +30,31 @@ class BasicOptim:
 # %% ../nbs/04_optimizer.ipynb #d467e53f
 def fit_epoch(model, dl, opt):
     "One epoch: for each batch, gradients of `mnist_loss`, `opt.step()`, `opt.zero_grad()`; returns the mean loss."
+    check_loader(dl, 'dl')
     losses = []
     for xb, yb in dl:
         loss = calc_grad(xb, yb, model)
         check_finite(loss, getattr(opt, 'lr', '?'))
         opt.step(); opt.zero_grad()
         losses.append(loss.detach())
-    return _mean_over(losses, dl, 'dl')
+    return torch.stack(losses).mean().item()
 
+# %% ../nbs/04_optimizer.ipynb #f9c4d5a2
 def train_model(model, epochs, dl, valid_dl, opt):
     "Train `model` for `epochs` with `opt`; returns the validation accuracy after each epoch."
-    return [(fit_epoch(model, dl, opt), validate_epoch(model, valid_dl))[1] for _ in range(epochs)]
+    check_loader(dl, 'dl'); check_loader(valid_dl, 'valid_dl')
+    accs = []
+    for _ in range(epochs):
+        fit_epoch(model, dl, opt)
+        accs.append(validate_epoch(model, valid_dl))
+    return accs
 
 # %% ../nbs/04_optimizer.ipynb #4d531eaa
 def train_optim(train, valid, epochs=10, lr=1., seed=42,
                 device=None, # default: where `valid`'s first batch is
                 progress=None): # wraps `range(epochs)`, e.g. a progress bar
     "A seeded `nn.Linear(784, 1)` trained with `BasicOptim` and `fit_epoch`; returns the validation accuracy."
+    check_loader(train, 'train'); check_loader(valid, 'valid')
     device = device or next(iter(valid))[0].device
     set_seed(seed)
     model = nn.Linear(28*28, 1).to(device)

@@ -5,6 +5,7 @@ from functools import partial
 from pathlib import Path
 import pytest, torch
 import mnist37.linear as L
+import mnist37.optim as O
 from mnist37.linear import batch_accuracy, init_params, linear1, mnist_loss, to_xy, train_epoch, validate_epoch
 from mnist37.net import load_weights, save_weights, simple_net
 from mnist37.optim import BasicOptim, fit_epoch, train_model
@@ -66,14 +67,35 @@ def test_divergence_raises_diverged_error():
     with pytest.raises(Diverged): mnist_loss(torch.tensor([[float('nan')]]), torch.tensor([[1.]]))
     with pytest.raises(Diverged): L.check_finite(torch.tensor(float('inf')), 0.1)
 
-# ---- an empty loader is named, not a ZeroDivisionError or an empty torch.stack
+# ---- an empty loader: one rule, `linear.check_loader`, named and refused before any training step
 def test_empty_loader_is_named():
     model, params = _linear(); net = simple_net()
     for f in [lambda: train_epoch(model, [], 1., params), lambda: validate_epoch(model, []),
               lambda: fit_epoch(net, [], BasicOptim(net.parameters(), 1.)),
               lambda: train_model(net, 1, [], [], BasicOptim(net.parameters(), 1.))]:
         msg = _message(f)
-        assert 'dl' in msg and 'no batches' in msg, msg
+        assert 'the loader dl gives no batches' in msg and 'at least one item' in msg, msg
+
+def test_empty_validation_loader_is_refused_before_training():
+    "An empty validation loader is named before the first step: the model is untouched (it used to train an epoch first)."
+    x, y = _toy(); good = [(x[:16], y[:16]), (x[16:], y[16:])]
+    net = simple_net(); before = [p.detach().clone() for p in net.parameters()]
+    msg = _message(lambda: train_model(net, 1, good, [], BasicOptim(net.parameters(), 1.)))
+    assert 'the loader valid_dl gives no batches' in msg, msg
+    assert all(torch.equal(a, p) for a, p in zip(before, net.parameters()))
+    for train in (L.train_linear, O.train_optim):   # they used to fail with a bare StopIteration
+        msg = _message(lambda: train(good, [], 1))
+        assert 'the loader valid gives no batches' in msg, msg
+        msg = _message(lambda: train([], good, 1))
+        assert 'the loader train gives no batches' in msg, msg
+
+def test_a_loader_without_length_is_named():
+    "A generator can be read once: refused with its name, not trained on for one epoch and then silently empty."
+    x, y = _toy(); model, params = _linear(); net = simple_net()
+    once = lambda: ((x[i:i+16], y[i:i+16]) for i in (0, 16))
+    for f in [lambda: train_epoch(model, once(), 1., params), lambda: validate_epoch(model, once()),
+              lambda: fit_epoch(net, once(), BasicOptim(net.parameters(), 1.))]:
+        with pytest.raises(TypeError, match='the loader dl .*has no length'): f()
 
 # ---- load_weights: a folder, and a small file that declares a huge tensor
 def test_load_weights_on_a_folder_says_folder(tmp_path):
