@@ -10,12 +10,12 @@ import torch
 from fastcore.basics import patch
 from .data import load_sample, mnist_sample
 from .device import get_device, set_seed
-from .linear import DivergedError, check_finite, check_lr, to_xy
+from .linear import DivergedError, check_finite, check_loader, check_lr, to_xy
 from .net import simple_net
 
 # %% auto #0
-__all__ = ['sync', 'timeit', 'check_inputs', 'check_loaders', 'check_xy', 'TensorLoader', 'accuracy', 'sgd_epoch', 'fit',
-           'book_loss', 'book_accuracy', 'fastai_learner', 'learner_path', 'train_net']
+__all__ = ['sync', 'timeit', 'check_inputs', 'check_xy', 'TensorLoader', 'accuracy', 'sgd_epoch', 'fit', 'book_loss',
+           'book_accuracy', 'fastai_learner', 'learner_path', 'train_net']
 
 # %% ../nbs/07_speed.ipynb #c0220130
 def sync():
@@ -40,11 +40,6 @@ def check_inputs(x, name): # a tensor of inputs, one row (or image) per item; it
     bad = (~torch.isfinite(x)).sum().item() if x.is_floating_point() else 0
     if bad: raise ValueError(f"{name} has {bad} NaN or infinite values: load the images again (00) before training")
     return x
-
-def check_loaders(**loaders): # name=loader
-    "Refuse loaders that give no batch, naming them."
-    for name, dl in loaders.items():
-        if len(dl) == 0: raise ValueError(f"{name} gives no batches ({dl!r}): build it from at least one item")
 
 # %% ../nbs/07_speed.ipynb #c7d1a011
 def check_xy(x, # inputs, one row per item
@@ -101,7 +96,7 @@ def sgd_epoch(model, train, lr, params):
 # %% ../nbs/07_speed.ipynb #c7d1a027
 def fit(model, train, valid, epochs, lr):
     "Plain SGD on `mnist_loss` over `TensorLoader`s; returns (mean training loss, validation accuracy) per epoch."
-    check_lr(lr); check_loaders(train=train, valid=valid)
+    check_lr(lr); check_loader(train, 'train'); check_loader(valid, 'valid')
     params = [p for p in model.parameters() if p.requires_grad]
     history = []
     for _ in range(epochs):

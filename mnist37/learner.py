@@ -4,11 +4,12 @@
 
 # %% ../nbs/10_learner.ipynb #7b74db28
 from __future__ import annotations
+import math
 from typing import NamedTuple
 import torch
 from fastcore.basics import patch
-from .fast import check_inputs, check_loaders
-from .linear import check_finite, check_lr
+from .fast import check_inputs
+from .linear import check_finite, check_loader, check_lr
 from .optim import BasicOptim
 
 # %% auto #0
@@ -26,23 +27,26 @@ class Batches:
         check_inputs(x, 'x')
         self.x, self.y, self.bs, self.shuffle = x, y, bs, shuffle
         self.gen = torch.Generator().manual_seed(seed)
-    def __len__(self): return -(-len(self.x)//self.bs)
-    def __iter__(self):
-        idx = torch.randperm(len(self.x), generator=self.gen).to(self.x.device) if self.shuffle else None
-        for i in range(0, len(self.x), self.bs):
-            j = slice(i, i + self.bs) if idx is None else idx[i:i + self.bs]
-            yield self.x[j], self.y[j]
+    def __len__(self): return math.ceil(len(self.x) / self.bs)
     def __repr__(self):
         return f'Batches({len(self.x)} items, bs={self.bs}, shuffle={self.shuffle}, device={self.x.device})'
 
+# %% ../nbs/10_learner.ipynb #a10d0013
+@patch
+def __iter__(self: Batches):
+    "The batches of one epoch: in order, or through a new seeded permutation when `shuffle`."
+    idx = torch.randperm(len(self.x), generator=self.gen).to(self.x.device) if self.shuffle else None
+    for i in range(0, len(self.x), self.bs):
+        j = slice(i, i + self.bs) if idx is None else idx[i:i + self.bs]
+        yield self.x[j], self.y[j]
+
+# %% ../nbs/10_learner.ipynb #a10d0016
 class Loaders(NamedTuple):
     "The training and the validation batches, as fastai's `DataLoaders` holds them."
     train: object
     valid: object
 
 # %% ../nbs/10_learner.ipynb #a88d14bc
-def _name(f): return getattr(f, '__name__', type(f).__name__)
-
 class Learner:
     "Data, a model, a loss and an optimizer; `fit` trains and validates, calling each callback's hooks on the way."
     def __init__(self, dls, # anything with `.train` and `.valid` batches of (x, y)
@@ -57,13 +61,21 @@ class Learner:
         self.metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
         self.recorder = Recorder()
         self.cbs, self.training = [self.recorder, *cbs], False
-    def __call__(self, hook):
-        "Run `hook` (e.g. 'after_batch') of every callback that has it."
-        for cb in self.cbs: getattr(cb, hook, lambda learn: None)(self)
-    def __repr__(self):
-        metrics = [_name(m) for m in self.metrics]
-        return (f"Learner({type(self.model).__name__}, loss={_name(self.loss_func)}, metrics={metrics}, "
-                f"{len(self.dls.train)} batches per epoch)")
+
+# %% ../nbs/10_learner.ipynb #a10d0020
+def _name(f): return getattr(f, '__name__', type(f).__name__)
+
+@patch
+def __call__(self: Learner, hook):
+    "Run `hook` (e.g. 'after_batch') of every callback that has it."
+    for cb in self.cbs: getattr(cb, hook, lambda learn: None)(self)
+
+@patch
+def __repr__(self: Learner):
+    "The model, the loss, the metrics and the batches per epoch, in one line."
+    metrics = [_name(m) for m in self.metrics]
+    return (f"Learner({type(self.model).__name__}, loss={_name(self.loss_func)}, metrics={metrics}, "
+            f"{len(self.dls.train)} batches per epoch)")
 
 # %% ../nbs/10_learner.ipynb #7dced2ea
 @patch
@@ -85,12 +97,13 @@ def _all_batches(self: Learner, training: bool):
     with torch.set_grad_enabled(training):
         for xb, yb in self.dls.train if training else self.dls.valid: self.one_batch(xb, yb)
 
+# %% ../nbs/10_learner.ipynb #a10d0022
 @patch
 def fit(self: Learner, epochs: int, lr: float):
     "Train for `epochs` with learning rate `lr`, validating after each epoch."
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
-    check_lr(lr); check_loaders(**{'dls.train': self.dls.train, 'dls.valid': self.dls.valid})
+    check_lr(lr); check_loader(self.dls.train, 'dls.train'); check_loader(self.dls.valid, 'dls.valid')
     self.n_epoch, self.lr, self.opt = epochs, lr, self.opt_func(self.model.parameters(), lr)
     self('before_fit')
     for self.epoch in range(epochs):

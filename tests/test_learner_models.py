@@ -49,7 +49,8 @@ def test_fast_refuses_empty_and_non_finite_inputs():
     class Empty(TensorLoader):
         def __len__(self): return 0
     tl = TensorLoader(x, y, bs=4)
-    with pytest.raises(ValueError, match='valid gives no batches'): fit(simple_net(), tl, Empty(x, y), 1, 0.1)
+    with pytest.raises(ValueError, match='the loader valid gives no batches'): fit(simple_net(), tl, Empty(x, y), 1, 0.1)
+    with pytest.raises(TypeError, match='the loader train .* has no length'): fit(simple_net(), iter(tl), tl, 1, 0.1)
 
 def test_fast_fit_raises_diverged_when_the_loss_becomes_nan():
     x, y = rows(); tl = TensorLoader(x, y, bs=4)
@@ -64,8 +65,10 @@ def test_learner_fit_refuses_a_bad_lr_naming_it(lr):
 
 def test_learner_refuses_empty_loaders_and_non_finite_inputs():
     x, y = rows()
-    with pytest.raises(ValueError, match='dls.train gives no batches'):
+    with pytest.raises(ValueError, match='the loader dls.train gives no batches'):
         Learner(Loaders([], Batches(x, y)), nn.Linear(784, 1), mnist_loss).fit(1, 0.1)
+    with pytest.raises(TypeError, match='the loader dls.valid .* has no length'):
+        Learner(Loaders(Batches(x, y), iter(Batches(x, y))), nn.Linear(784, 1), mnist_loss).fit(1, 0.1)
     with pytest.raises(ValueError, match='x is empty'): Batches(x[:0], y[:0])
     xb = x.clone(); xb[0, 0] = float('-inf')
     with pytest.raises(ValueError, match='x has 1 NaN or infinite'): Batches(xb, y)
