@@ -34,6 +34,8 @@ def simple_net(n_hidden=30):
     return nn.Sequential(nn.Linear(28*28, n_hidden), nn.ReLU(), nn.Linear(n_hidden, 1))
 
 # %% ../nbs/05_neural_net.ipynb #ed051fe9
+_AGAIN = 'make it again with save_weights(model, fname)'   # the advice of every refusal below
+
 def save_weights(model, fname):
     "Save `model`'s weights (its state dict, nothing else) to `fname`, via a temporary file renamed at the end."
     fname = Path(fname); fname.parent.mkdir(parents=True, exist_ok=True)
@@ -47,8 +49,6 @@ def _first_line(e):
     return ' '.join(lines[:2]) if lines[0].endswith(':') else lines[0]
 
 # %% ../nbs/05_neural_net.ipynb #b7e2d9a1
-_AGAIN = 'make it again with save_weights(model, fname)'
-
 def _read_state(fname):
     "The dict of tensors in `fname`, memory-mapped: what the file declares is mapped, not allocated."
     if fname.stat().st_size == 0: raise ValueError(f"{fname} is empty (0 bytes), not weights: {_AGAIN}")
