@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import NamedTuple
 import warnings
 import torch
-from .source import EXPECTED, find_mnist_sample, is_complete, read_pngs
+from .datasets.source import EXPECTED, find_mnist_sample, is_complete, read_pngs
 
 def mnist_sample(archive=None) -> Path:
     "The MNIST_SAMPLE folder: from fastai's cache, a local archive, a download or the offline fallback; prints which."

@@ -13,8 +13,8 @@ from .data import check_images
 from .linear import check_lr
 from .learner import Batches, Learner, Loaders, ProgressBar
 from .optim import BasicOptim
-# the ten-digit data has a module of its own (11a_digits_data): what this notebook and module use of it
-from .digits_data import FALLBACK_DIGITS, MNIST, TenDigits, find_mnist, load_mnist
+# the ten-digit data has a module of its own (12c_datasets.mnist): what this notebook and module use of it
+from .datasets.mnist import FALLBACK_DIGITS, MNIST, TenDigits, find_mnist, load_mnist
 
 # %% auto #0
 __all__ = ['MODELS', 'EPOCHS', 'ideal_digits', 'nearest_ideal', 'confusion_matrix', 'plot_confusion', 'most_confused',

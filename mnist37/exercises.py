@@ -4,8 +4,8 @@
 
 # %% ../nbs/08_exercises.ipynb #e29d995b
 from __future__ import annotations
-from . import checks_models, checks_pixels, checks_sgd, digits_checks, learner_checks
-from .feedback import Feedback, judge
+from .checks import models as checks_models, pixels as checks_pixels, sgd as checks_sgd, digits as digits_checks, learner as learner_checks
+from .checks.feedback import Feedback, judge
 
 # %% auto #0
 __all__ = ['EXERCISES', 'VALUE_EXERCISES', 'check', 'Feedback']

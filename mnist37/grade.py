@@ -15,7 +15,7 @@ __all__ = ['COLUMNS', 'CHECKERS', 'VERDICTS', 'GRADER', 'MARKS', 'exercises', 'g
 
 # %% ../nbs/08f_grade.ipynb #f007b
 COLUMNS = ('student', 'notebook', 'exercise', 'verdict', 'message')
-CHECKERS = ('mnist37.exercises', 'mnist37.learner_checks', 'mnist37.digits_checks')  # the modules whose checks grade
+CHECKERS = ('mnist37.exercises', 'mnist37.checks.learner', 'mnist37.checks.digits')  # the modules whose checks grade
 VERDICTS = ('correct', 'not yet', 'not written', 'error', 'timed out')
 
 def _python(src: str) -> str:

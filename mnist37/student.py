@@ -97,7 +97,7 @@ def _hide_answers(src: str) -> str:
 # %% ../nbs/08a_student.ipynb #h2c021
 _BADGE = re.compile(r'\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\n*')
 _TEACHER = re.compile(r' ?\([^()]*(?:instructor|SOLUTION|worked answer|worked solution)[^()]*\)|[^.\n]*instructor[^.\n]*\.', re.I)
-_LINK = re.compile(r'\[([^\]]+)\]\((\d\d\w*_\w+)\.ipynb(#[^)]*)?\)')
+_LINK = re.compile(r'\[([^\]]+)\]\((\d\d\w*_[\w.]+)\.ipynb(#[^)]*)?\)')
 
 def _for_student(md: str, colab: str|None, name: str, names: set) -> str:
     "Markdown as the student reads it: no words for instructors, the Colab badge at `colab`, no links to missing notebooks."

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import is_hypothesis_test
 from PIL import Image
-from mnist37.source import EXPECTED
+from mnist37.datasets.source import EXPECTED
 
 # ---- the `slow` marker: what the inner loop (`pytest -m "not slow"`) leaves to CI
 # Marked here rather than in each file, so that one list says what is slow and why. A file name alone marks every test
@@ -53,7 +53,7 @@ def modules_used(path: Path) -> frozenset:
     names = set()
     for n in ast.walk(ast.parse(Path(path).read_text())):
         if isinstance(n, ast.ImportFrom) and (n.module or '').split('.')[0] == 'mnist37':
-            names |= set(n.module.split('.')[1:2]) or {a.name for a in n.names}
+            names |= set(n.module.split('.')[1:]) or {a.name for a in n.names}
         elif isinstance(n, ast.Import): names |= {a.name.split('.')[1] for a in n.names if a.name.startswith('mnist37.')}
     return frozenset(names)
 
@@ -104,7 +104,7 @@ def fake_archive(tmp_path_factory):
 
 def make_mnist_archive(dest: Path, counts=None, extra=()):
     "A gzip tarball in full MNIST's layout (mnist_png/training/0..9, testing/0..9), `counts` noise PNGs per folder."
-    from mnist37.digits_data import MNIST
+    from mnist37.datasets.mnist import MNIST
     return make_tarball(dest, 'mnist_png', counts or MNIST.counts, labels=False, seed=1, extra=extra)
 
 @pytest.fixture(scope='session')

@@ -8,7 +8,7 @@ def env(tmp_path_factory):
     home = tmp_path_factory.mktemp('cli_home')
     e = {**os.environ, 'FASTAI_HOME': str(home), 'MNIST37_OFFLINE': '1', 'MNIST37_ARCHIVE': ''}
     e.pop('MNIST37_DEVICE', None)
-    subprocess.run([sys.executable, '-c', 'from mnist37.source import build_fallback; build_fallback()'], env=e, check=True)
+    subprocess.run([sys.executable, '-c', 'from mnist37.datasets.source import build_fallback; build_fallback()'], env=e, check=True)
     return e
 
 MNIST37 = shutil.which('mnist37', path=os.path.dirname(sys.executable)) or shutil.which('mnist37')

@@ -17,7 +17,7 @@ def places(tmp_path_factory):
     "A fastai home with the fallback data built, a file, and a folder that exists."
     root = tmp_path_factory.mktemp('prop')
     with mock.patch.dict(os.environ, {'FASTAI_HOME': str(root/'home'), 'MNIST37_OFFLINE': '1'}):
-        from mnist37.source import build_fallback; build_fallback()
+        from mnist37.datasets.source import build_fallback; build_fallback()
     (root/'a_file').write_text('not a folder')
     (root/'folder').mkdir()
     (root/'loop').symlink_to(root/'loop'); (root/'gone').symlink_to(root/'nowhere'); os.mkfifo(root/'fifo')

@@ -6,7 +6,7 @@ from PIL import Image
 import numpy as np
 from conftest import make_archive, png_bytes, SHARED_ARCHIVE
 from mnist37.data import is_full, load_digits, load_sample, mnist_sample
-from mnist37.source import EXPECTED, FALLBACK_COUNTS, FALLBACK_NAME, DataError, count_pngs, find_mnist_sample, install_archive
+from mnist37.datasets.source import EXPECTED, FALLBACK_COUNTS, FALLBACK_NAME, DataError, count_pngs, find_mnist_sample, install_archive
 
 def test_fallback_is_announced_and_complete(home, capsys):
     path = mnist_sample()
@@ -77,7 +77,7 @@ def _python(code, env, **kw):
 
 def test_killed_extraction_is_repaired(home, fake_archive):
     env = {'FASTAI_HOME': str(home)}
-    p = _python(f'from mnist37.source import install_archive; install_archive({str(fake_archive)!r})', env)
+    p = _python(f'from mnist37.datasets.source import install_archive; install_archive({str(fake_archive)!r})', env)
     data = home/'data'; deadline = time.time() + 60
     while time.time() < deadline and not any(count_pngs(t/'mnist_sample')['train/3'] > 100 for t in data.glob('.mnist_sample.tmp-*')):
         time.sleep(0.02)
@@ -91,7 +91,7 @@ def test_killed_extraction_is_repaired(home, fake_archive):
 @pytest.mark.parametrize('use_archive', [True, False])
 def test_processes_on_a_cold_cache_all_get_the_complete_folder(home, fake_archive, use_archive):
     env = {'FASTAI_HOME': str(home), 'MNIST37_ARCHIVE': str(fake_archive) if use_archive else ''}
-    code = 'from mnist37.source import find_mnist_sample, count_pngs; s = find_mnist_sample(); print(s.path, s.full, sorted(count_pngs(s.path).items()))'
+    code = 'from mnist37.datasets.source import find_mnist_sample, count_pngs; s = find_mnist_sample(); print(s.path, s.full, sorted(count_pngs(s.path).items()))'
     procs = [_python(code, env, stdout=subprocess.PIPE, text=True) for _ in range(4)]
     outs = [p.communicate(timeout=300)[0].strip() for p in procs]
     assert all(p.returncode == 0 for p in procs)
@@ -121,8 +121,8 @@ def test_full_disk_says_what_to_do(tmp_path, fake_archive, what):
     "A cache folder on a full disk (a 2 MiB tmpfs) gets a clear error, and nothing half-written stays."
     if os.geteuid() != 0 or not shutil.which('unshare'): pytest.skip('needs root and unshare to mount a small tmpfs')
     home = tmp_path/'small'; home.mkdir()
-    code = (f'from mnist37.source import *; install_archive({str(fake_archive)!r})' if what == 'archive'
-            else 'from mnist37.source import *; build_fallback()')
+    code = (f'from mnist37.datasets.source import *; install_archive({str(fake_archive)!r})' if what == 'archive'
+            else 'from mnist37.datasets.source import *; build_fallback()')
     code += '\nimport os; print(sorted(os.listdir(data_root())))'
     env = {**os.environ, 'FASTAI_HOME': str(home), 'MNIST37_OFFLINE': '1', 'MNIST37_ARCHIVE': ''}
     cmd = (f'mount -t tmpfs -o size=2m tmpfs {shlex.quote(str(home))} && {shlex.quote(sys.executable)} -c {shlex.quote(code)};'
@@ -137,7 +137,7 @@ def test_read_only_complete_cache_is_still_used(tmp_path, fake_archive):
     "A classroom share mounted read-only works when the data is already there (nothing needs writing)."
     home = tmp_path/'ro'
     env = {**os.environ, 'FASTAI_HOME': str(home), 'MNIST37_OFFLINE': '1', 'MNIST37_ARCHIVE': ''}
-    subprocess.run([sys.executable, '-c', f'from mnist37.source import install_archive; install_archive({str(fake_archive)!r})'], env=env, check=True)
+    subprocess.run([sys.executable, '-c', f'from mnist37.datasets.source import install_archive; install_archive({str(fake_archive)!r})'], env=env, check=True)
     code = 'from mnist37.data import *; p = mnist_sample(); print(len(load_digits(p/"valid"/"3")))'
     ro = tmp_path/'ro2'; env['FASTAI_HOME'] = str(ro/'home')
     cmd_env = {**env}
@@ -190,7 +190,7 @@ def test_real_archive_gives_the_lessons_counts(home, monkeypatch):
 def test_any_layout_uses_the_same_machinery(home, tmp_path):
     "install_archive, find_data and build_folder work for a data set described by another Layout (here a tiny MNIST-like one)."
     from conftest import make_mnist_archive
-    from mnist37.source import Layout, build_folder, find_data, is_complete
+    from mnist37.datasets.source import Layout, build_folder, find_data, is_complete
     tiny = Layout('mnist_png', 'tiny MNIST', {'training/0': 2, 'testing/0': 1}, url='MNIST', checksum='none')
     archive = make_mnist_archive(tmp_path/'tiny.tgz', counts=tiny.counts)
     path, source, full = find_data(tiny, archive, 'MNIST37_TINY', fallback=lambda root: pytest.fail('fallback used'))
@@ -207,7 +207,7 @@ def test_any_layout_uses_the_same_machinery(home, tmp_path):
 def test_archive_digest_is_checked_with_an_escape_for_repacked_copies(home, fake_archive, monkeypatch):
     "An archive that is not fast.ai's file (damaged, or re-packed) is refused naming both digests, unless allowed."
     import hashlib
-    from mnist37.source import ARCHIVE_SHA256
+    from mnist37.datasets.source import ARCHIVE_SHA256
     monkeypatch.delenv('MNIST37_ALLOW_REPACKED', raising=False)
     got = hashlib.sha256(fake_archive.read_bytes()).hexdigest()
     with pytest.raises(DataError, match=f'sha256 is {got}, expected {ARCHIVE_SHA256}.*MNIST37_ALLOW_REPACKED=1'): install_archive(fake_archive)

@@ -3,10 +3,10 @@ import tarfile
 import pytest, torch
 import torch.nn.functional as F
 from conftest import make_mnist_archive
-from mnist37.source import DataError, count_pngs, find_mnist_sample, install_archive
-from mnist37.digits_data import FALLBACK_DIGITS, MNIST, find_mnist, load_mnist
+from mnist37.datasets.source import DataError, count_pngs, find_mnist_sample, install_archive
+from mnist37.datasets.mnist import FALLBACK_DIGITS, MNIST, find_mnist, load_mnist
 from mnist37.digits import confusion_matrix, cross_entropy, log_softmax, most_confused, softmax, train_digits
-from mnist37.digits_checks import check_cross_entropy, check_softmax
+from mnist37.checks.digits import check_cross_entropy, check_softmax
 from mnist37.exercises import check
 
 def test_mnist_archive_from_environment_variable_installs_where_untar_data_looks(home, fake_mnist_archive, monkeypatch):

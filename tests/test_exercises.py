@@ -4,9 +4,9 @@ from pathlib import Path
 import nbformat, numpy as np, pytest, torch
 import torch.nn.functional as F
 from torch import nn
-import mnist37.feedback as feedback
-from mnist37.checks_pixels import _rmse_problem
-from mnist37.checks_sgd import _lr_limit
+import mnist37.checks.feedback as feedback
+from mnist37.checks.pixels import _rmse_problem
+from mnist37.checks.sgd import _lr_limit
 from mnist37.exercises import check
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@ import pytest, torch
 from torch import nn
 from mnist37.learner import Batches, Learner, Loaders
 from mnist37.exercises import check
-from mnist37.learner_checks import check_fit
+from mnist37.checks.learner import check_fit
 from mnist37.linear import batch_accuracy, mnist_loss
 
 def make_fit(zero=True, eval_mode=True, train_mode=True, no_grad=True, per_item=True, step=True):

@@ -101,7 +101,7 @@ def test_a_path_given_in_a_variable_names_the_variable(env, odd, tmp_path, var, 
 
 def test_a_linked_data_folder_is_named_as_a_link(home, tmp_path, fake_archive):
     "A symlinked mnist_sample was reported as 'data is incomplete ... move it away' naming the whole data folder."
-    from mnist37.source import DataError, find_mnist_sample
+    from mnist37.datasets.source import DataError, find_mnist_sample
     mine = tmp_path/'my_copy'; (mine/'train'/'3').mkdir(parents=True); (mine/'train'/'3'/'a.png').write_bytes(b'mine')
     (home/'data').mkdir(parents=True); (home/'data'/'mnist_sample').symlink_to(mine)
     with pytest.raises(DataError) as e: find_mnist_sample(archive=fake_archive)
@@ -123,8 +123,8 @@ def gzip_of(head: bytes, zeros: int, path: Path) -> Path:
     return path
 
 RSS = """import resource, sys
-from mnist37.source import DataError, install_archive
-from mnist37.digits_data import MNIST
+from mnist37.datasets.source import DataError, install_archive
+from mnist37.datasets.mnist import MNIST
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try: install_archive(sys.argv[1], root=sys.argv[2], layout=MNIST)
 except DataError as e: print(e)
@@ -162,7 +162,7 @@ def test_a_device_number_is_ascii_digits_without_a_leading_zero(env, how, value,
 
 def test_allow_repacked_false_keeps_the_checksum_gate_on(home, fake_archive, monkeypatch):
     "MNIST37_ALLOW_REPACKED=false turned the checksum gate off (any non-empty value did)."
-    from mnist37.source import DataError, install_archive
+    from mnist37.datasets.source import DataError, install_archive
     for off in ['false', 'FALSE', '0', '']:
         monkeypatch.setenv('MNIST37_ALLOW_REPACKED', off)
         with pytest.raises(DataError, match='its sha256 is'): install_archive(fake_archive)
@@ -180,10 +180,10 @@ def test_a_switch_with_another_value_is_a_wrong_call(env, var, monkeypatch, caps
 
 def test_divergence_is_caught_by_its_class(monkeypatch, capsys):
     "The CLI recognised a diverging run by matching 'NaN' in its message: any error that said NaN passed for one."
-    import types, mnist37.data, mnist37.source
+    import types, mnist37.data, mnist37.datasets.source
     from mnist37 import cli as cli_module
     from mnist37.linear import DivergedError
-    monkeypatch.setattr(mnist37.source, 'find_mnist_sample', lambda archive: types.SimpleNamespace(path='.', full=False))
+    monkeypatch.setattr(mnist37.datasets.source, 'find_mnist_sample', lambda archive: types.SimpleNamespace(path='.', full=False))
     monkeypatch.setattr(mnist37.data, 'load_sample', lambda path: None)  # no data needed: training is replaced
     def diverge(*a, **k): raise DivergedError('the loss went up to 1e38 and beyond')  # no 'NaN' in the words
     monkeypatch.setattr(cli_module, 'train_model', diverge)

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 from conftest import add_bytes, make_archive, png_bytes
 from mnist37.data import load_digits
-from mnist37.source import (EXPECTED, MAX_PNG, DataError, Layout, build_folder, count_pngs, data_root, find_mnist_sample,
+from mnist37.datasets.source import (EXPECTED, MAX_PNG, DataError, Layout, build_folder, count_pngs, data_root, find_mnist_sample,
                             install_archive, is_complete)
 
 FEW = {'train/3': 2, 'train/7': 2, 'valid/3': 1, 'valid/7': 1}

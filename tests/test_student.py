@@ -33,8 +33,8 @@ def test_copies_are_the_notebooks_a_student_works_in(copies):
     assert names == set(STUDENT_NOTEBOOKS)
     assert {'00_data', '01_pixel_similarity', '05a_review', '06_questionnaire', '10_learner', '11_all_digits'} <= names
     checkers_and_tools = {p.stem for p in NBS.glob('*.ipynb')} - names
-    assert {'08_exercises', '08b_feedback', '08c_checks_pixels', '08d_checks_sgd', '08e_checks_models', '10a_learner_checks',
-            '11b_digits_checks', '11a_digits_data', '12_source', '09_cli', 'index'} <= checkers_and_tools
+    assert {'08_exercises', '08b_checks.feedback', '08c_checks.pixels', '08d_checks.sgd', '08e_checks.models', '10a_checks.learner',
+            '11b_checks.digits', '12c_datasets.mnist', '12b_datasets.source', '09a_cli', 'index'} <= checkers_and_tools
     # every notebook with an exercise a student writes is copied
     assert {p.stem for p in NBS.glob('[0-9]*.ipynb') if BEGIN in p.read_text() and not p.stem.startswith('08a')} <= names
     assert sorted(os.listdir(copies[0].parent)) == sorted([p.name for p in copies] + [student.MANIFEST])
