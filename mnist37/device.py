@@ -9,13 +9,34 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['DEVICES', 'pick_device', 'get_device', 'set_seed', 'env_flag']
+__all__ = ['DEVICES', 'pick_device', 'get_device', 'set_seed']
 
 # %% ../nbs/00a_device.ipynb #8df09429
 # The rules for a device's name, such as 'cuda:1' (for instructors: explained at the end of this page)
 DEVICES = ('cuda', 'mps', 'cpu')
 _NUMBER = re.compile(r'0|[1-9][0-9]*')  # ASCII digits, no leading zero: str.isdigit() also takes '00' and '١'
 
+def _parse_device(force: str) -> tuple[str, str, str]:
+    "Split a device name such as ' CUDA:1 ' into ('cuda', ':', '1'); refuse an unknown kind or a badly written number."
+    kind, colon, number = force.strip().lower().partition(':')
+    if kind not in DEVICES: raise ValueError(f"unknown device {force!r}; use one of {', '.join(DEVICES)}")
+    if colon and not _NUMBER.fullmatch(number):
+        raise ValueError(f"device {force!r}: after ':' comes a device number written with the digits 0-9 and no "
+                         "leading zero, as in 'cuda:0' or 'cuda:1'; or leave the number out")
+    return kind, colon, number
+
+# %% ../nbs/00a_device.ipynb #a240ea72
+# Whether a device number names a device that exists (for instructors: explained at the end of this page)
+def _check_number(force: str, kind: str, number: str, n_cuda: int|None):
+    "Refuse a device number past the last device: 'cpu' and 'mps' have only device 0, CUDA has `n_cuda` (if known)."
+    if kind != 'cuda' and int(number) != 0:
+        raise ValueError(f"device {force!r} does not exist: there is only one {kind} device, '{kind}' (or '{kind}:0')")
+    if kind == 'cuda' and n_cuda is not None and int(number) >= n_cuda:
+        raise ValueError(f"device {force!r} does not exist: this machine has {n_cuda} CUDA device(s), "
+                         f"'cuda:0' to 'cuda:{n_cuda - 1}'")
+
+# %% ../nbs/00a_device.ipynb #a240ea70
+# Which of the named devices this machine has (for instructors: explained at the end of this page)
 def pick_device(cuda: bool, # is CUDA available?
                 mps: bool, # is Apple's MPS available?
                 force: str|None = None, # a device name to use instead of the best one, such as 'cpu' or 'cuda:1'
@@ -23,19 +44,11 @@ def pick_device(cuda: bool, # is CUDA available?
                ) -> str:
     "The best device name given what is available: CUDA, then MPS, then CPU; or `force`, if it exists."
     if not force: return 'cuda' if cuda else 'mps' if mps else 'cpu'
-    kind, colon, number = force.strip().lower().partition(':')
-    if kind not in DEVICES: raise ValueError(f"unknown device {force!r}; use one of {', '.join(DEVICES)}")
-    if colon and not _NUMBER.fullmatch(number):
-        raise ValueError(f"device {force!r}: after ':' comes a device number written with the digits 0-9 and no "
-                         "leading zero, as in 'cuda:0' or 'cuda:1'; or leave the number out")
+    kind, colon, number = _parse_device(force)
     if kind == 'cuda' and not cuda or kind == 'mps' and not mps:
         raise ValueError(f"device {force!r} was asked for, but this machine has no {kind.upper()}; "
                          "use 'cpu', or name no device to get the best one here")
-    if colon and kind != 'cuda' and int(number) != 0:
-        raise ValueError(f"device {force!r} does not exist: there is only one {kind} device, '{kind}' (or '{kind}:0')")
-    if colon and kind == 'cuda' and n_cuda is not None and int(number) >= n_cuda:
-        raise ValueError(f"device {force!r} does not exist: this machine has {n_cuda} CUDA device(s), "
-                         f"'cuda:0' to 'cuda:{n_cuda - 1}'")
+    if colon: _check_number(force, kind, number, n_cuda)
     return f'{kind}{colon}{number}'
 
 # %% ../nbs/00a_device.ipynb #777fc6e2
@@ -56,15 +69,3 @@ def set_seed(seed: int = 42):
     if not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be a whole number from 0 to 2**32-1 (what NumPy accepts), got {seed!r}")
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
-
-# %% ../nbs/00a_device.ipynb #fec7f1d4
-_FLAGS = {'1': True, 'true': True, '0': False, 'false': False}
-
-def env_flag(name: str, default: bool = False) -> bool:
-    "The on/off switch in environment variable `name`: 1/true or 0/false (any case); unset or empty gives `default`."
-    value = os.getenv(name, '')
-    if value == '': return default
-    if value.lower() not in _FLAGS:
-        raise ValueError(f"{name}={value!r} is not an on/off value: set {name} to 1 or true (on), 0 or false (off), "
-                         "or leave it empty")
-    return _FLAGS[value.lower()]

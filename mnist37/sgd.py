@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, shutil, sys
 import matplotlib.pyplot as plt
 import torch
-from .device import env_flag
+from .datasets.layout import env_flag
 
 # %% auto #0
 __all__ = ['STEPS', 'seven_steps', 'plot_function', 'sgd_step', 'descend', 'plot_descent', 'sliders', 'quadratic', 'mse',
@@ -22,14 +22,18 @@ def _dot_available() -> bool:
     except ImportError: return False
     return shutil.which('dot') is not None
 
+def _steps_graph():
+    "The seven steps as a graphviz diagram (needs graphviz and `dot`)."
+    import graphviz
+    g = graphviz.Digraph(graph_attr={'rankdir': 'LR'})
+    for a, b in zip(STEPS[:-2], STEPS[1:-1]): g.edge(a, b)
+    g.edge('step', 'predict', label='repeat'); g.edge('step', 'stop')
+    return g
+
+# %% ../nbs/02_sgd.ipynb #d7f2a021
 def seven_steps():
     "The seven steps of training as a diagram: graphviz when `dot` is installed, else matplotlib."
-    if _dot_available():
-        import graphviz
-        g = graphviz.Digraph(graph_attr={'rankdir': 'LR'})
-        for a, b in zip(STEPS[:-2], STEPS[1:-1]): g.edge(a, b)
-        g.edge('step', 'predict', label='repeat'); g.edge('step', 'stop')
-        return g
+    if _dot_available(): return _steps_graph()
     fig, ax = plt.subplots(figsize=(9, 1.8)); ax.axis('off'); ax.set_xlim(-.5, 5.5); ax.set_ylim(-1, 1)
     for i, s in enumerate(STEPS): ax.text(i, 0, s, ha='center', va='center', bbox=dict(boxstyle='round', fc='#e8eefc'))
     for i in range(len(STEPS) - 1): ax.annotate('', (i + .6, 0), (i + .4, 0), arrowprops=dict(arrowstyle='->'))
@@ -87,6 +91,7 @@ def _widget_frontend() -> bool:
     vscode = any(k.startswith('VSCODE') for k in os.environ)
     return 'google.colab' in sys.modules or 'JPY_SESSION_NAME' in os.environ or vscode
 
+# %% ../nbs/02_sgd.ipynb #d7f2a023
 def sliders(fn, # draws one figure for given keyword values
             values, # a dict: the values to start from, and the ones drawn when there are no sliders
             **ranges): # name=(low, high, step) for each slider
