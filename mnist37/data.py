@@ -41,6 +41,20 @@ def load_sample(path, cache=True) -> Digits:
     "Load `train/3`, `train/7`, `valid/3` and `valid/7` under `path` with `load_digits`."
     return Digits(*(load_digits(Path(path)/f, cache) for f in EXPECTED))
 
+# %% ../nbs/00_data.ipynb #c4ec1a05
+def _check_values(x, name):
+    "Refuse integer or non-finite pixels, and warn about pixels above 1; return `x` unchanged."
+    if not x.is_floating_point():
+        raise TypeError(f"{name} holds integers ({x.dtype}): pixels must be scaled to 0..1 first, e.g. x.float()/255")
+    if not (ok := torch.isfinite(x)).all():
+        at = (~ok).nonzero()[0].tolist()
+        raise ValueError(f"{name} holds {(~ok).sum().item()} NaN or infinite pixel(s), the first at index {at} "
+                         f"({x[tuple(at)].item()}): find where they were computed (a 0/0?) and fix it there")
+    if (top := x.max().item()) > 1:
+        warnings.warn(f"{name} has values up to {top:g}: were the pixels divided by 255? "
+                      "Results will not match the lesson's.")
+    return x
+
 # %% ../nbs/00_data.ipynb #c4ec1a01
 def check_images(x, # what should be one 28x28 image or a stack of them
                  name='images', # the argument's name, used in the message
@@ -52,13 +66,4 @@ def check_images(x, # what should be one 28x28 image or a stack of them
         raise ValueError(f"{name} has shape {tuple(x.shape)}; expected {want} (rows of 784: x.view(-1, 28, 28))")
     if x.numel() == 0: raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): it needs at least one image")
     if x.is_meta: return x  # a shape with no values (PyTorch's meta device): nothing more to check
-    if not x.is_floating_point():
-        raise TypeError(f"{name} holds integers ({x.dtype}): pixels must be scaled to 0..1 first, e.g. x.float()/255")
-    if not (ok := torch.isfinite(x)).all():
-        at = (~ok).nonzero()[0].tolist()
-        raise ValueError(f"{name} holds {(~ok).sum().item()} NaN or infinite pixel(s), the first at index {at} "
-                         f"({x[tuple(at)].item()}): find where they were computed (a 0/0?) and fix it there")
-    if (top := x.max().item()) > 1:
-        warnings.warn(f"{name} has values up to {top:g}: were the pixels divided by 255? "
-                      "Results will not match the lesson's.")
-    return x
+    return _check_values(x, name)

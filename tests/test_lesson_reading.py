@@ -1,0 +1,53 @@
+"""What a student reads in 00, 00a, 02, 05, 05a and 06: few visible checks, one name for folded answers, short exported
+cells, no unexplained NaN in a table, and an exercises intro that survives the student copy (issue 19)."""
+import json, re
+from pathlib import Path
+import pytest
+
+NBS = Path(__file__).parent.parent/'nbs'
+MINE = ['00_data', '00a_device', '02_sgd', '05_neural_net', '05a_review', '06_questionnaire']
+MOSTLY_CHECKS = {'05a_review': 0}   # the most visible mostly-check cells a notebook may have; 4 where not named
+
+def cells(name): return json.loads((NBS/f'{name}.ipynb').read_text())['cells']
+def src(c): return ''.join(c['source'])
+def code_lines(s): return [l for l in s.splitlines() if l.strip() and not l.lstrip().startswith('#')]
+CHECK = re.compile(r'(^|;)\s*(assert\b|test_\w+\()')
+
+def mostly_checks(name):
+    "Visible code cells (no `#| hide`) whose code lines are at least half `assert`/`test_*` lines."
+    found = []
+    for c in cells(name):
+        s = src(c)
+        if c['cell_type'] != 'code' or re.search(r'^#\|\s*hide', s, re.M): continue
+        lines = code_lines(s)
+        if lines and 2*sum(bool(CHECK.search(l)) for l in lines) >= len(lines): found.append(c['id'])
+    return found
+
+@pytest.mark.parametrize('name', MINE)
+def test_few_visible_check_cells(name):
+    assert len(mostly_checks(name)) <= MOSTLY_CHECKS.get(name, 4), mostly_checks(name)
+
+@pytest.mark.parametrize('name', MINE)
+def test_every_folded_answer_is_a_model_answer(name):
+    summaries = [m for c in cells(name) if c['cell_type'] == 'markdown' for m in re.findall(r'<summary>(.*?)</summary>', src(c))]
+    assert all(s == 'A model answer' for s in summaries), sorted(set(summaries))
+
+@pytest.mark.parametrize('name', MINE)
+def test_exported_cells_are_at_most_15_lines(name):
+    long = [(c['id'], n) for c in cells(name) if c['cell_type'] == 'code' and re.search(r'^#\|\s*export', src(c), re.M)
+            and (n := len(code_lines(src(c)))) > 15]
+    assert not long, long
+
+def test_the_results_table_of_05_shows_no_nan():
+    "The baseline is never trained: its epochs and learning rate read '-', not NaN."
+    table = next(c for c in cells('05_neural_net') if 'wrong images' in src(c) and 'rows = [' in src(c))
+    text = ''.join(''.join(o.get('data', {}).get('text/plain', [])) for o in table['outputs'])
+    assert 'pixel similarity' in text and 'NaN' not in text and not re.search(r'pixel similarity\s+0\s+1568\s+0\b', text), text
+
+def test_the_exercises_intro_of_00_survives_the_student_copy(tmp_path):
+    "The copier drops sentences for instructors: the intro under '## Exercises' must still say how the exercises work."
+    from mnist37.student import student_copy
+    out = student_copy(NBS/'00_data.ipynb', tmp_path)
+    md = next(src(c) for c in json.loads(out.read_text())['cells'] if src(c).startswith('## Exercises'))
+    intro = md.split('**1.**')[0].replace('## Exercises', '').strip()
+    assert len(intro.split()) >= 20 and 'check' in intro, repr(intro)
