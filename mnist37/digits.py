@@ -44,6 +44,8 @@ def confusion_matrix(preds, # predicted digits (N,)
         raise ValueError(f"preds ({len(preds)}) and targs ({len(targs)}) need the same number of digits, at least one")
     return torch.bincount(targs.long().cpu()*n + preds.long().cpu(), minlength=n*n).view(n, n)
 
+
+# %% ../nbs/11_all_digits.ipynb #a11d0013
 def plot_confusion(cm, title='', ax=None, fontsize=10):
     "Draw a confusion matrix with its counts; return the axes."
     import matplotlib.pyplot as plt
@@ -54,11 +56,14 @@ def plot_confusion(cm, title='', ax=None, fontsize=10):
     ax.set(xticks=range(10), yticks=range(10), xlabel='predicted', ylabel='true', title=title)
     return ax
 
+
+# %% ../nbs/11_all_digits.ipynb #a11d0016
 def most_confused(cm, k=5):
     "The `k` largest mistakes as (true digit, predicted digit, count), largest first."
     off = cm.clone(); off.fill_diagonal_(0)
     vals, idx = off.flatten().topk(k)
     return [(int(i)//len(cm), int(i) % len(cm), int(v)) for v, i in zip(vals, idx)]
+
 
 # %% ../nbs/11_all_digits.ipynb #da7eccaf
 def confused_examples(x, preds, targs, pairs, n=4):
@@ -88,6 +93,8 @@ def log_softmax(x):
     m = x.max(-1, keepdim=True).values
     return x - m - (x - m).exp().sum(-1, keepdim=True).log()
 
+
+# %% ../nbs/11_all_digits.ipynb #a11d0021
 def cross_entropy(logits, # scores (N, n_classes)
                   targets): # the right class of each row (N,), whole numbers
     "Mean over the rows of minus the log-probability that softmax gives to the target's column."
@@ -98,6 +105,7 @@ def cross_entropy(logits, # scores (N, n_classes)
     if len(targets) and not (0 <= targets.min() and targets.max() < logits.shape[-1]):
         raise ValueError(f"targets must be between 0 and {logits.shape[-1] - 1}")
     return -log_softmax(logits)[torch.arange(len(targets), device=logits.device), targets].mean()
+
 
 # %% ../nbs/11_all_digits.ipynb #57a7db86
 def accuracy(preds, # scores (N, 10)
@@ -111,6 +119,8 @@ def digits_net(n_hidden=30):
 
 MODELS = {'digits-linear': lambda: nn.Linear(28*28, 10), 'digits': digits_net}
 
+
+# %% ../nbs/11_all_digits.ipynb #a11d0025
 def digits_learner(kind, # 'digits-linear' or 'digits' (the 784-30-10 net)
                    digits, # a `TenDigits`
                    seed=42, device=None, bs=64, cbs=()):
@@ -122,6 +132,7 @@ def digits_learner(kind, # 'digits-linear' or 'digits' (the 784-30-10 net)
     flat = lambda x: x.view(-1, 28*28)
     dls = Loaders(Batches(flat(tx), ty, bs, shuffle=True, seed=seed), Batches(flat(vx), vy, 1000))
     return Learner(dls, MODELS[kind]().to(device), cross_entropy, BasicOptim, accuracy, cbs)
+
 
 # %% ../nbs/11_all_digits.ipynb #c3f35eb4
 EPOCHS = {'digits-baseline': 0, 'digits-linear': 20, 'digits': 40}  # the default epochs of each kind
