@@ -1,4 +1,4 @@
-"""Every notebook, top to bottom, in a real Jupyter kernel (tests/kernel.py), on the bundled fallback data: every cell
+"""Every notebook, top to bottom, in a real Jupyter kernel (tools/kernel.py), on the bundled fallback data: every cell
 runs (`#| slow` ones too), and an exception, a warning or anything on stderr fails the notebook. pytest-xdist spreads
 the notebooks over its workers; each kernel uses one thread.
 

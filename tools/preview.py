@@ -1,6 +1,6 @@
 """A local preview of the doc site, for machines without Quarto: nbdev's own processing of the notebooks
 (what `nbdev_proc_nbs` does before Quarto renders), then one HTML page per notebook with a navigation list.
-Run `python tests/preview.py` from the repository root; the pages land in artifacts/site/. It says what it is doing as
+Run `python tools/preview.py` from the repository root; the pages land in artifacts/site/. It says what it is doing as
 it goes (nbdev's processing takes a while), then one line: how many pages, where, and how long it took."""
 import html, re, sys, time
 from pathlib import Path

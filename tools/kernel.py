@@ -1,10 +1,11 @@
 """Run notebooks in a real Jupyter kernel (ipykernel, through nbclient: what Jupyter, VS Code, Colab and
 `jupyter nbconvert --execute` use), not in nbdev_test's in-process shell. Every cell runs, `#| slow` ones too.
 
-    python tests/kernel.py [--data fallback|full] [--jobs N] [NOTEBOOK ...]   # default: every notebook in nbs/
+    python tools/kernel.py [--data fallback|full] [--jobs N] [NOTEBOOK ...]   # default: every notebook in nbs/
 
-prints one line per notebook (its time, or its first error) and exits 1 if any failed. tests/test_kernel.py
-uses `run_notebook` from pytest; .ci/colab runs this file with the Colab stack's Python."""
+prints one line per notebook (its time, or its first error) and exits 1 if any failed. A tool, not a test:
+tests/test_kernel.py uses `run_notebook` from pytest (tests/pytest.ini puts tools/ on the path); .ci/colab runs this
+file with the Colab stack's Python."""
 import argparse, os, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
