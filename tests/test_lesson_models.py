@@ -171,3 +171,22 @@ def test_lesson_learners_hold_one_callback_of_each_type(nb):
         learn = eval(call, ns)
         twice = [t.__name__ for t, n in Counter(type(cb) for cb in learn.cbs).items() if n > 1]
         assert not twice, f'{nb}: {call} holds two or more of {twice}'
+
+# ---- one empty-loader rule: only linear.check_loader words it, and every loop over batches calls it
+def _loops_over_batches(tree):
+    "True if the module has a `for xb, yb in ...` loop or comprehension: it reads (images, targets) batches."
+    fors = [n for n in ast.walk(tree) if isinstance(n, (ast.For, ast.comprehension))]
+    return any(isinstance(f.target, ast.Tuple) and [getattr(e, 'id', '') for e in f.target.elts] == ['xb', 'yb']
+               for f in fors)
+
+def test_one_empty_loader_rule(pkg=ROOT/'mnist37'):
+    wording, without_rule = [], []
+    for f in sorted(pkg.rglob('*.py')):
+        tree, mod = ast.parse(f.read_text()), f.relative_to(pkg).as_posix()
+        for fn in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+            texts = [n.value for n in ast.walk(fn) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+            if any('no batch' in t for t in texts): wording.append(f'{mod}:{fn.name}')
+        calls = {getattr(n.func, 'id', getattr(n.func, 'attr', None)) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        if _loops_over_batches(tree) and 'check_loader' not in calls: without_rule.append(mod)
+    assert wording == ['linear.py:check_loader'], f'the empty-loader refusal is worded outside linear.check_loader: {wording}'
+    assert not without_rule, f'these modules loop over batches without linear.check_loader: {without_rule}'
