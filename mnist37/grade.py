@@ -4,117 +4,31 @@
 
 # %% ../nbs/08f_grade.ipynb #f004b
 from __future__ import annotations
-import ast, csv, json, os, secrets, shutil, subprocess, sys, tempfile, threading, time
+import csv, io, os, secrets, sys, textwrap, time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from .student import read_notebook
+from .checks.kernel import in_a_copy, run_notebook
+from .checks.scan import exercises, read_notebook
+from .checks.writing import write_at_once
 
 # %% auto #0
-__all__ = ['COLUMNS', 'CHECKERS', 'VERDICTS', 'GRADER', 'MARKS', 'exercises', 'grade_notebook', 'submissions', 'summary', 'grade',
-           'grade_arguments', 'cmd_grade']
-
-# %% ../nbs/08f_grade.ipynb #f007b
-COLUMNS = ('student', 'notebook', 'exercise', 'verdict', 'message')
-CHECKERS = ('mnist37.exercises', 'mnist37.checks.learner', 'mnist37.checks.digits')  # the modules whose checks grade
-VERDICTS = ('correct', 'not yet', 'not written', 'error', 'timed out')
-
-def _python(src: str) -> str:
-    "A cell's code as plain Python (IPython's `%magic` and `!shell` lines turned into calls)."
-    from IPython.core.inputtransformer2 import TransformerManager
-    return TransformerManager().transform_cell(src)
-
-def exercises(nb: dict) -> list:
-    "Each `check...(...)` call of `nb` on a checker of `CHECKERS`: (exercise, cell, module, checker, [argument source])."
-    cells = [(i, _python(''.join(c['source']))) for i, c in enumerate(nb['cells']) if c['cell_type'] == 'code']
-    trees = [(i, t) for i, s in cells for t in [_parse(s)] if t]
-    mods = {a.asname or a.name: n.module for _, t in trees for n in ast.walk(t) if isinstance(n, ast.ImportFrom)
-            and n.module in CHECKERS for a in n.names}
-    found = []
-    for i, t in trees:
-        for c in ast.walk(t):
-            if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id.startswith('check') and c.func.id in mods:
-                args = [ast.unparse(a) for a in c.args]
-                label = ast.literal_eval(args[0]) if c.func.id == 'check' and args and args[0][0] in '\'"' else c.func.id[6:]
-                found.append((label, i, mods[c.func.id], c.func.id, args))
-    return found
-
-def _parse(src):
-    try: return ast.parse(src)
-    except SyntaxError: return None
+__all__ = ['COLUMNS', 'VERDICTS', 'MARKS', 'LEGEND', 'grade_notebook', 'submissions', 'summary', 'grade', 'grade_arguments',
+           'cmd_grade']
 
 # %% ../nbs/08f_grade.ipynb #f011b
-# runs in the student's kernel after their notebook: calls each check itself, on a seed the notebook never saw
-GRADER = '''
-def _mnist37_grade(specs, seed, out):
-    import ast, importlib, inspect, json
-    ns, verdicts = get_ipython().user_ns, []
-    for label, cell, mod, fn, args in specs:
-        try:
-            vals = []
-            for a in args:
-                try: vals.append(ast.literal_eval(a))
-                except (ValueError, SyntaxError): vals.append(ns.get(a, ...))
-            if any(v is ... for v in vals): verdicts.append(['not written', 'no answer: still `...` or not defined']); continue
-            check = getattr(importlib.import_module(mod), fn)
-            fb = check(*vals, seed=seed) if 'seed' in inspect.signature(check).parameters else check(*vals)
-            msg = str(getattr(fb, 'message', fb))
-            verdicts.append(['correct' if getattr(fb, 'ok', False) is True else
-                             'not written' if 'not written yet' in msg else 'not yet', msg])
-        except BaseException as e: verdicts.append(['error', f'{type(e).__name__}: {e}'])
-    with open(out, 'w') as f: json.dump(verdicts, f)
-'''
+COLUMNS = ('student', 'notebook', 'exercise', 'verdict', 'message')
+VERDICTS = ('correct', 'not yet', 'not written', 'error', 'timed out')
+MARKS = {'correct': 'ok', 'not yet': 'no', 'not written': '-', 'error': 'ERR', 'timed out': 'TIME', 'not handed in': 'missing'}
+LEGEND = ', '.join(f'{m} {v}'.replace(' ', '\xa0') for v, m in MARKS.items())  # no-break spaces: wrapped, no item is cut
 
-# %% ../nbs/08f_grade.ipynb #f013b
-def _kill(client):
-    "Kill the kernel's process: the last resort against code that ignores the interrupt of a cell past its time."
-    proc = getattr(getattr(client.km, 'provisioner', None), 'process', None)
-    if proc is not None: proc.kill()
-
-def _execute(nb, specs, folder: Path, timeout: float, seed: int) -> tuple:
-    "Run `nb` in a fresh kernel in `folder`, then the grader: (verdicts or None, the cell it stopped in or None, verdict, why)."
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import DeadKernelError
-    nb, out = nbformat.reads(json.dumps(nb), as_version=4), folder.parent/'verdicts.json'
-    client = NotebookClient(nb, timeout=timeout, allow_errors=True, interrupt_on_timeout=True, kernel_name='python3',
-                            resources={'metadata': {'path': str(folder)}})
-    deadline, stop, i = time.monotonic() + timeout, None, len(nb.cells)
-    watchdog = threading.Timer(timeout + 20 + 5*len(specs), _kill, [client])
-    with client.setup_kernel(env={**os.environ, 'OMP_NUM_THREADS': '1'}, stderr=subprocess.DEVNULL):  # not its logs
-        watchdog.start()
-        try:
-            for i, cell in enumerate(nb.cells):
-                if cell.cell_type != 'code': continue
-                client.timeout, start = max(1, int(deadline - time.monotonic())), time.monotonic()
-                client.execute_cell(cell, i)
-                if time.monotonic() - start >= client.timeout: stop = i; break   # it ran out of time and was interrupted
-            client.timeout = 30 + 10*len(specs)
-            nb.cells.append(nbformat.v4.new_code_cell(GRADER + f'_mnist37_grade({specs!r}, {seed}, {str(out)!r})'))
-            client.execute_cell(nb.cells[-1], len(nb.cells) - 1)
-        except DeadKernelError:
-            if watchdog.is_alive(): return None, i, 'error', f'the kernel crashed (it died in cell {i})'
-            return None, i, 'timed out', f'cell {i} ignored the {timeout:g} s limit: its kernel was stopped'
-        finally: watchdog.cancel()
-    why = f'cell {stop} ran past the {timeout:g} s limit: it and the cells after it were stopped'
-    try: return json.loads(out.read_text()), stop, 'timed out', why
-    except (OSError, ValueError): return None, stop or 0, 'timed out', 'the checks could not run after the notebook (the kernel was stuck)'
-
-# %% ../nbs/08f_grade.ipynb #f014b
+# %% ../nbs/08f_grade.ipynb #f014c
 def grade_notebook(path, student: str, timeout: float = 600, seed: int = 0,
                    reference=None) -> list: # the instructor's notebook: its exercises are graded (default: those of `path`)
     "Rows (student, notebook, exercise, verdict, message) for the notebook at `path`, run in a copy of its folder."
     path = Path(path)
     try: nb = read_notebook(path); specs = exercises(read_notebook(reference) if reference else nb)
     except (OSError, ValueError) as e: return [(student, path.name, '', 'error', str(e))]
-    tmp = Path(tempfile.mkdtemp(prefix='mnist37-grade-')); work = tmp/'work'
-    try:
-        if path.parent.name == student: shutil.copytree(path.parent, work, symlinks=True)  # a folder per student
-        else: work.mkdir(); shutil.copy2(path, work/path.name)
-        before = {p.relative_to(work) for p in work.rglob('*')}
-        try: verdicts, stop, how, why = _execute(nb, specs, work, timeout, seed)
-        except Exception as e: verdicts, stop, how, why = None, 0, 'error', f'{type(e).__name__}: {e}'
-        gone = sorted(str(p) for p in before - {p.relative_to(work) for p in work.rglob('*')})
-    finally: shutil.rmtree(tmp, ignore_errors=True)
+    (verdicts, stop, how, why), gone = in_a_copy(path, student, lambda work: run_notebook(nb, specs, work, timeout, seed))
     rows = [(student, path.name, label, *(verdicts[k] if verdicts and (stop is None or cell < stop) else (how, why)))
             for k, (label, cell, *_) in enumerate(specs)]
     if verdicts is None or stop is not None: rows.append((student, path.name, '', how, why))  # the notebook's own row
@@ -131,6 +45,7 @@ def submissions(folder) -> list:
     found = [p for p in sorted(folder.rglob('*.ipynb')) if not any(s.startswith('.') for s in p.relative_to(folder).parts)]
     return [(p.relative_to(folder).parts[0] if p.parent != folder else p.stem, p) for p in found]
 
+# %% ../nbs/08f_grade.ipynb #f016c
 def _check_out(out: Path):
     "Raise, naming `out`, unless a grades table can be written there: checked before any notebook runs."
     if out.exists() and (not out.is_file() or out.read_text(errors='replace').split('\n', 1)[0] != ','.join(COLUMNS)):
@@ -140,27 +55,58 @@ def _check_out(out: Path):
     if not os.access(up, os.W_OK): raise PermissionError(f'--out {out}: you may not write in {up}; choose another --out')
 
 def _write_csv(rows, out: Path):
-    "Write `rows` to the CSV `out` at once (a temporary file renamed), never over a file that is not a grades table."
-    _check_out(out)
-    tmp = out.with_name(f'.{out.name}.tmp')
-    with open(tmp, 'w', newline='', encoding='utf-8') as f: csv.writer(f).writerows([COLUMNS, *rows])
-    os.replace(tmp, out)
+    "Write `rows` to the CSV `out` whole or not at all, never over a file that is not a grades table."
+    _check_out(out); text = io.StringIO(); csv.writer(text).writerows([COLUMNS, *rows])
+    write_at_once(out, text.getvalue())
 
 # %% ../nbs/08f_grade.ipynb #f019b
-MARKS = {'correct': 'ok', 'not yet': 'no', 'not written': '-', 'error': 'ERR', 'timed out': 'TIME'}
+def _missing(rows) -> dict:
+    "{student: the notebooks they did not hand in}: those with exercises that other students handed in under that name."
+    shared = sorted({r[1] for r in rows if r[2] and r[1] != f'{r[0]}.ipynb'})  # not a notebook named after its student
+    handed = {tuple(r[:2]) for r in rows}
+    return {s: [n for n in shared if (s, n) not in handed] for s in dict.fromkeys(r[0] for r in rows)}
 
-def summary(rows) -> str:
-    "One line per student, one column per exercise (ok, no, -, ERR, TIME), and the notebooks that could not be read."
-    exs = list(dict.fromkeys(r[2] for r in rows if r[2]))
-    students = list(dict.fromkeys(r[0] for r in rows))
-    cell = {(r[0], r[2]): MARKS.get(r[3], r[3]) for r in rows}
-    w = max([7, *map(len, students)])
-    lines = ['student'.ljust(w) + ''.join(f' {e[:12]:>12}' for e in exs)]
-    lines += [s.ljust(w) + ''.join(f' {cell.get((s, e), ""):>12}' for e in exs) for s in students]
-    lines += [f'{r[0]}: {r[1]}: {r[4]}' for r in rows if not r[2] and r[3]]
-    return '\n'.join(lines + ['ok correct, no not yet, - not written, ERR error, TIME timed out'])
+def _blocks(widths: dict, room: int) -> list:
+    "The columns of `widths` ({name: width}) cut into blocks that fit in `room` characters (two spaces before each)."
+    blocks = [{}]
+    for e, w in widths.items():
+        if blocks[-1] and sum(blocks[-1].values()) + 2*len(blocks[-1]) + w + 2 > room: blocks.append({})
+        blocks[-1][e] = w
+    return blocks
+
+# %% ../nbs/08f_grade.ipynb #f019c
+def summary(rows, width=80) -> str:
+    "One line per student, one column per exercise (blocks of columns within `width`), then what was not graded and why."
+    first = {r[2]: (r[1], i) for i, r in reversed(list(enumerate(rows))) if r[2]}  # its notebook, where it comes first
+    exs, missing, cell = sorted(first, key=first.get), _missing(rows), {(r[0], r[2]): MARKS.get(r[3], r[3]) for r in rows}
+    mark = lambda s, e: cell.get((s, e)) or (MARKS['not handed in'] if first[e][0] in missing[s] else '')
+    w = max([7, *map(len, missing)])
+    lines = []
+    for b in _blocks({e: max([len(e), *(len(mark(s, e)) for s in missing)]) for e in exs}, width - w):
+        lines += ([''] if lines else []) + ['student'.ljust(w) + ''.join(f'  {e:>{n}}' for e, n in b.items())]
+        lines += [s.ljust(w) + ''.join(f'  {mark(s, e):>{n}}' for e, n in b.items()) for s in missing]
+    notes = [f'{s}: not handed in: {", ".join(n)}' for s, n in missing.items() if n]
+    notes += [f'{r[0]}: {r[1]}: {r[4]}' for r in rows if not r[2] and r[3]] + [LEGEND]
+    wrap = lambda t: [l.replace('\xa0', ' ') for l in textwrap.wrap(t, width, subsequent_indent='    ', break_long_words=False, break_on_hyphens=False)]
+    return '\n'.join(lines + [l for t in notes for l in wrap(t)])
 
 # %% ../nbs/08f_grade.ipynb #f022b
+def _settings(folder, out, jobs, timeout) -> list:
+    "The notebooks under `folder`, once every setting is checked: all before any notebook runs."
+    try: import nbclient, ipykernel
+    except ImportError as e: raise ValueError(f'grading runs notebooks with nbclient and ipykernel ({e}): pip install nbclient ipykernel') from None
+    subs = submissions(folder)
+    if not subs: raise FileNotFoundError(f'no .ipynb notebooks under {folder}')
+    if jobs is not None and jobs < 1: raise ValueError(f'--jobs {jobs}: give 1 or more notebooks to run at once')
+    if not timeout > 0: raise ValueError(f'--timeout {timeout}: give a number of seconds above 0')
+    _check_out(Path(out))  # before the work: a class's grading is not lost on a wrong --out
+    return subs
+
+def _reference(nbs, p: Path):
+    "The instructor's notebook of the same name as `p` in the folder `nbs`, if there is one."
+    return Path(nbs)/p.name if nbs and (Path(nbs)/p.name).is_file() else None
+
+# %% ../nbs/08f_grade.ipynb #f022c
 def grade(folder, # one notebook per student, or one folder per student
           out='grades.csv', jobs=None, # notebooks run at once (default: the machine's cores)
           timeout=600, # seconds one notebook may run
@@ -168,17 +114,9 @@ def grade(folder, # one notebook per student, or one folder per student
           nbs=None): # the instructor's notebooks: the exercises of the one of the same name are graded
     "Run every notebook under `folder` in its own kernel, check each exercise again, write `out`; return the rows."
     from fastprogress.fastprogress import progress_bar
-    try: import nbclient, ipykernel
-    except ImportError as e: raise ValueError(f'grading runs notebooks with nbclient and ipykernel ({e}): pip install nbclient ipykernel') from None
-    subs, seed = submissions(folder), secrets.randbelow(2**31) if seed is None else seed
-    if not subs: raise FileNotFoundError(f'no .ipynb notebooks under {folder}')
-    if jobs is not None and jobs < 1: raise ValueError(f'--jobs {jobs}: give 1 or more notebooks to run at once')
-    if not timeout > 0: raise ValueError(f'--timeout {timeout}: give a number of seconds above 0')
-    _check_out(Path(out))  # before the work: a class's grading is not lost on a wrong --out
-    ref = lambda p: Path(nbs)/p.name if nbs and (Path(nbs)/p.name).is_file() else None
-    rows, t0 = [], time.monotonic()
+    subs, seed, rows, t0 = _settings(folder, out, jobs, timeout), secrets.randbelow(2**31) if seed is None else seed, [], time.monotonic()
     with ProcessPoolExecutor(jobs or os.cpu_count()) as pool:
-        futures = [pool.submit(grade_notebook, p, s, timeout, seed, ref(p)) for s, p in subs]
+        futures = [pool.submit(grade_notebook, p, s, timeout, seed, _reference(nbs, p)) for s, p in subs]
         for f in progress_bar(as_completed(futures), total=len(futures)): rows += f.result()
     rows.sort(key=lambda r: r[:2]); _write_csv(rows, Path(out))
     print(f'\n{len(subs)} notebooks graded in {time.monotonic() - t0:.0f} s, {jobs or os.cpu_count()} at once\n' + summary(rows))
@@ -195,6 +133,7 @@ def grade_arguments(p):
                    "name, even where a student removed the check (default: the checks in each notebook)")
     return p
 
+# %% ../nbs/08f_grade.ipynb #f028c
 def cmd_grade(args):
     "Grade every notebook under `args.folder` into `args.out`."
     try: return grade(args.folder, args.out, args.jobs, args.timeout, nbs=getattr(args, 'nbs', None))

@@ -4,12 +4,14 @@
 
 # %% ../nbs/08a_student.ipynb #a903ac72
 from __future__ import annotations
-import ast, hashlib, json, os, platform, re, shutil, tempfile, textwrap
+import ast, json, platform, re
 from pathlib import Path
+from .checks.scan import BEGIN, END, bound, check_calls, read_notebook, used
+from .checks.writing import check_out_folder, write_at_once, writing_folder
 
 # %% auto #0
-__all__ = ['STUDENT_NOTEBOOKS', 'BEGIN', 'END', 'STUB', 'CLASS_STUB', 'NOT_WRITTEN', 'HOW', 'KERNEL', 'MANIFEST', 'read_notebook',
-           'written', 'student_notebook', 'student_copy', 'FolderNotOurs', 'student_copies']
+__all__ = ['STUDENT_NOTEBOOKS', 'STUB', 'CLASS_STUB', 'TOP_STUB', 'HOW', 'KERNEL', 'student_notebook', 'student_copy',
+           'student_copies']
 
 # %% ../nbs/08a_student.ipynb #h2c007
 # the notebooks a student works in: the lesson, its review and questionnaire, and the reading or exercise
@@ -17,61 +19,38 @@ __all__ = ['STUDENT_NOTEBOOKS', 'BEGIN', 'END', 'STUB', 'CLASS_STUB', 'NOT_WRITT
 STUDENT_NOTEBOOKS = ('00_data', '00a_device', '01_pixel_similarity', '02_sgd', '03_linear', '04_optimizer',
                      '05_neural_net', '05a_review', '06_questionnaire', '07_speed', '10_learner', '11_all_digits')
 
-# %% ../nbs/08a_student.ipynb #h2c010
-def read_notebook(fn) -> dict:
-    "The notebook at `fn` as a dict; a ValueError naming the file and what is wrong if it is not one."
-    fn = Path(fn)
-    try: nb = json.loads(fn.read_bytes().decode('utf-8'))
-    except UnicodeDecodeError as e: raise ValueError(f'{fn} is not a notebook: it is not UTF-8 text (byte {e.start})') from None
-    except ValueError as e: raise ValueError(f'{fn} is not a notebook: it is not JSON ({e})') from None
-    if not (isinstance(nb, dict) and isinstance(nb.get('cells'), list)
-            and all(isinstance(c, dict) and 'cell_type' in c and 'source' in c for c in nb['cells'])):
-        raise ValueError(f'{fn} is not a notebook: it has no list of cells; open it in Jupyter, or move it away')
-    return nb
-
 # %% ../nbs/08a_student.ipynb #h2c013
-BEGIN, END = '### BEGIN SOLUTION', '### END SOLUTION'
 STUB = "raise NotImplementedError('write your code here')"
 CLASS_STUB = "def __init__(self, *args, **kwargs): raise NotImplementedError('write your code here')"
-NOT_WRITTEN = "print('Exercise {n} is not written yet: write your answer here, then run the cell')"
-
-def _bound(src: str) -> list:
-    "The names the top level of `src` binds (assignments, loops, `def`, `class`, imports), in order."
-    try: body = ast.parse(src).body
-    except SyntaxError: return []
-    found = []
-    for node in body:
-        for n in [node] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else ast.walk(node):
-            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store): found.append(n.id)
-            elif isinstance(n, (ast.FunctionDef, ast.ClassDef)): found.append(n.name)
-            elif isinstance(n, ast.alias): found.append((n.asname or n.name).split('.')[0])
-    return list(dict.fromkeys(found))
+TOP_STUB = "print('Exercise {n} is not written yet: write your answer here, then run the cell')"
 
 def _top_stub(block: str, later: str, n, say=True) -> str:
     "What stands for a top-level solution: `name = ...` for each name it binds that `later` code uses; `say`: a printed line."
-    names = [k for k in _bound(block) if re.search(rf'\b{re.escape(k)}\b', later)]
-    return ''.join(f'{k} = ...  # your answer\n' for k in names) + (NOT_WRITTEN.format(n=n) + '\n' if say else '')
+    names = used(bound(block), later)
+    return ''.join(f'{k} = ...  # your answer\n' for k in names) + (TOP_STUB.format(n=n) + '\n' if say else '')
 
-# %% ../nbs/08a_student.ipynb #8cc12236
+# %% ../nbs/08a_student.ipynb #st4
 def _in_class(before: list, indent: str) -> bool:
     "Whether the line after `before`, at `indent`, stands directly in a class body (a stub there must be a method)."
     outer = next((l for l in reversed(before) if l.strip() and len(l) - len(l.lstrip()) < len(indent)), '')
     return outer.lstrip().startswith('class ')
 
+def _stub(block: str, before: list, indent: str, rest: str, later: str, n) -> str:
+    "What replaces one solution block: a stub that raises in a function or a class body, else `_top_stub`."
+    if indent: return indent + (CLASS_STUB if _in_class(before, indent) else STUB) + '\n'
+    return _top_stub(block, rest + later, n, not re.search(r'\bcheck\w*\(', rest))  # a check after it says "not written yet"
+
+# %% ../nbs/08a_student.ipynb #8cc12236
 def _strip_solution(src: str, where: str, later: str = '', n='') -> str:
-    "Replace each solution block of `src`: in a function by a stub that raises, at the top level by `_top_stub`."
-    out, block, indent = [], [], None
-    lines = src.splitlines(keepends=True)
+    "Replace each solution block of `src` by its `_stub`; `later`: the code after the cell, `n`: the exercise's number."
+    out, block, indent, lines = [], [], None, src.splitlines(keepends=True)
     for i, line in enumerate(lines):
         if line.strip() == BEGIN:
             if indent is not None: raise ValueError(f'{where}: {BEGIN} inside another solution')
             indent, block = line[:len(line) - len(line.lstrip())], []
         elif line.strip() == END:
             if indent is None: raise ValueError(f'{where}: {END} without {BEGIN}')
-            rest = ''.join(lines[i+1:])  # a check after the stub says "not written yet" itself: no printed line then
-            out.append(_top_stub(''.join(block), rest + later, n, not re.search(r'\bcheck\w*\(', rest)) if not indent
-                       else indent + CLASS_STUB + '\n' if _in_class(lines[:i], indent) else indent + STUB + '\n')
-            indent = None
+            out.append(_stub(''.join(block), lines[:i], indent, ''.join(lines[i+1:]), later, n)); indent = None
         elif indent is None: out.append(line)
         else: block.append(line)
     if indent is not None: raise ValueError(f'{where}: {BEGIN} is never closed by {END}')
@@ -79,11 +58,8 @@ def _strip_solution(src: str, where: str, later: str = '', n='') -> str:
 
 # %% ../nbs/08a_student.ipynb #h2c018
 def _check_args(src: str) -> set:
-    "The names passed to the `check...(...)` calls of `src`."
-    try: tree = ast.parse(src)
-    except SyntaxError: return set()
-    return {a.id for c in ast.walk(tree) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
-            and c.func.id.startswith('check') for a in c.args if isinstance(a, ast.Name)}
+    "The names passed to the `check...(...)` calls of `src`: what a check receives is the student's answer."
+    return {a.id for c in check_calls(src) for a in c.args if isinstance(a, ast.Name)}
 
 def _hide_answers(src: str) -> str:
     "Replace each top-level line that gives a checked name a value (`shape = (64, 10)`) by `name = ...`."
@@ -106,30 +82,6 @@ def _for_student(md: str, colab: str|None, name: str, names: set) -> str:
     md = _LINK.sub(lambda m: m[0] if m[2] in names else m[1], md)
     return _TEACHER.sub('', md).strip()
 
-# %% ../nbs/08a_student.ipynb #h2c024
-def written(values: dict, # the names a cell uses and their values, e.g. {'my_lr': my_lr}
-            n): # the exercise that gives them
-    "False, after saying which exercise to write first, if a value is still a stub (`...`, or code that raises)."
-    def stub(v):
-        code = getattr(v, '__code__', None) or getattr(getattr(v, '__init__', None), '__code__', None)
-        return v is ... or 'write your code here' in getattr(code, 'co_consts', ())
-    missing = [k for k, v in values.items() if stub(v)]
-    if missing: print(f"This cell needs your answer to exercise {n} ({', '.join(missing)}): write it, then run this cell again")
-    return not missing
-
-def _guarded(src: str, uses: dict) -> str:
-    "`src` run only if the names it `uses` ({exercise: [name, ...]}) are written; its last value still shown."
-    try: body = ast.parse(src).body
-    except SyntaxError: return src
-    lines = src.splitlines()
-    if body and isinstance(body[-1], ast.Expr) and not lines[body[-1].end_lineno - 1].rstrip().endswith(';'):
-        e = body[-1]; a, b = e.lineno - 1, e.end_lineno - 1
-        lines[b] = lines[b][:e.end_col_offset] + ')' + lines[b][e.end_col_offset:]
-        lines[a] = lines[a][:e.col_offset] + 'display(' + lines[a][e.col_offset:]
-    ifs = [f"if written({{{', '.join(f'{k!r}: {k}' for k in ks)}}}, {n}):  # needs exercise {n}" for n, ks in uses.items()]
-    return '\n'.join(['from mnist37.student import written'] + [' ' * 4 * i + s for i, s in enumerate(ifs)]
-                     + [textwrap.indent('\n'.join(lines), ' ' * 4 * len(ifs))])
-
 # %% ../nbs/08a_student.ipynb #h2c027
 HOW = ('# Your copy: write your answer in place of the `raise NotImplementedError` line or the `...`, then run the cell\n'
        '# and read what the check says. Until you do, the cell says "not written yet" and the notebook still runs on.\n')
@@ -139,109 +91,48 @@ KERNEL = {'kernelspec': {'display_name': 'Python 3 (ipykernel)', 'language': 'py
                             'mimetype': 'text/x-python', 'name': 'python', 'nbconvert_exporter': 'python',
                             'pygments_lexer': 'ipython3', 'version': platform.python_version()}}
 
+def _skipping(src: str, kind: str, skip: int) -> int:
+    "The heading level of the section for instructors being left out, after a cell of `kind` (0: none)."
+    level = len(re.match(r'#*', src)[0]) if kind == 'markdown' and re.match(r'#+ ', src) else 0
+    if level and (not skip or level <= skip): return level if 'instructor' in src.split('\n')[0].lower() else 0
+    return skip
+
+# %% ../nbs/08a_student.ipynb #nb1
 def _code(cells, i): return '\n'.join(c['source'] for c in cells[i:] if c['cell_type'] == 'code')
 
-def _needed(src: str, later: str) -> bool:
-    "Whether `later` code uses a name the top level of `src` binds."
-    return any(re.search(rf'\b{re.escape(k)}\b', later) for k in _bound(src))
+def _code_cell(cells: list, i: int, answers: dict, seen: bool, where: str, n) -> str|None:
+    "Code cell `i` as the student gets it, or None: left out. An exercise adds its names to `answers` ({name: number})."
+    src = cells[i]['source']
+    if src.startswith('#| hide') and (used(answers, src) or seen and not used(bound(src), _code(cells, i + 1))):
+        return None  # a guard after an exercise: it could state the answer
+    if BEGIN not in src: return re.sub(r' ?\([^()\n]*instructor[^()\n]*\)', '', src, flags=re.I)  # in a comment
+    answers.update((k, n) for k in bound(src.replace(BEGIN, '').replace(END, '')) + sorted(_check_args(src)))
+    return ('' if seen else HOW) + _hide_answers(_strip_solution(src, where, _code(cells, i + 1), n))
 
-def _exercise(src: str, where: str, later: str, n, first: bool) -> str:
-    "An exercise cell as the student gets it: stubs for solutions, no answer outside them, and (`first`) how it works."
-    return (HOW if first else '') + _hide_answers(_strip_solution(src, where, later, n))
-
+# %% ../nbs/08a_student.ipynb #nb2
 def student_notebook(nb: dict, name: str, colab: str|None = None, names=STUDENT_NOTEBOOKS) -> dict:
     "The student's version of notebook `nb` (called `name`): see the rules above."
-    cells, out, n, answers = [dict(c, source=''.join(c['source'])) for c in nb['cells']], [], '', {}
-    seen, skip = False, 0  # skip: the level of the heading of a section for instructors being left out
+    cells, out, n, answers, seen, skip = [dict(c, source=''.join(c['source'])) for c in nb['cells']], [], '', {}, False, 0
     for i, c in enumerate(cells):
-        src = c['source']
-        level = len(re.match(r'#*', src)[0]) if c['cell_type'] == 'markdown' and re.match(r'#+ ', src) else 0
-        if level and (not skip or level <= skip): skip = level if 'instructor' in src.split('\n')[0].lower() else 0
-        if skip: continue
+        if skip := _skipping(c['source'], c['cell_type'], skip): continue
         if c['cell_type'] == 'markdown':
-            n = (re.findall(r'^\*\*(\d+)\.\*\*', src, re.M) or [n])[-1]
-            c['source'] = _for_student(src, colab, name, set(names))
+            n = (re.findall(r'^\*\*(\d+)\.\*\*', c['source'], re.M) or [n])[-1]
+            c['source'] = _for_student(c['source'], colab, name, set(names))
         elif c['cell_type'] == 'code':
-            uses = {k: e for k, e in answers.items() if re.search(rf'\b{re.escape(k)}\b', src)}
-            if src.startswith('#| hide') and (uses or seen and not _needed(src, _code(cells, i + 1))):
-                continue  # a guard after an exercise: it could state the answer
-            if BEGIN in src:
-                bound = _bound(src.replace(BEGIN, '').replace(END, '')) + sorted(_check_args(src))
-                c['source'] = _exercise(src, f'{name}.ipynb, cell {i}', _code(cells, i + 1), n, not seen)
-                answers.update((k, n) for k in bound); seen = True
-            elif uses: c['source'] = _guarded(src, {e: [k for k in uses if uses[k] == e] for e in dict.fromkeys(uses.values())})
-            else: c['source'] = re.sub(r' ?\([^()\n]*instructor[^()\n]*\)', '', src, flags=re.I)  # in a comment
-            c['outputs'], c['execution_count'] = [], None
+            if (code := _code_cell(cells, i, answers, seen, f'{name}.ipynb, cell {i}', n)) is None: continue
+            c['source'], c['outputs'], c['execution_count'], seen = code, [], None, seen or BEGIN in c['source']
         out.append(c)
     return {**nb, 'cells': out, 'metadata': {**nb.get('metadata', {}), **KERNEL}}
 
 # %% ../nbs/08a_student.ipynb #h2c028
 def student_copy(nb_path, dest_dir, colab: str|None = None) -> Path:
-    "Write the student version of notebook `nb_path` into `dest_dir` (via a temporary file); return its path."
+    "Write the student version of notebook `nb_path` into `dest_dir` (whole or not at all); return its path."
     nb_path, dest_dir = Path(nb_path), Path(dest_dir)
     nb = student_notebook(read_notebook(nb_path), nb_path.stem, colab)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    tmp = dest_dir/f'.{nb_path.name}.tmp'
-    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n', encoding='utf-8')
-    tmp.replace(dest_dir/nb_path.name)
-    return dest_dir/nb_path.name
+    return write_at_once(dest_dir/nb_path.name, json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
 
-# %% ../nbs/08a_student.ipynb #c0ffee02
-# in a folder of student copies: the name and sha256 of each file `student_copies` wrote
-MANIFEST = '.mnist37-student.json'
-_TMP = '.mnist37-student-tmp-'
-
-class FolderNotOurs(FileExistsError, ValueError):
-    "The output folder holds files `student_copies` did not write, or that changed since: `force=True` writes anyway."
-
-def _sha(fn: Path) -> str: return hashlib.sha256(fn.read_bytes()).hexdigest()
-
-def _manifest(folder: Path) -> dict:
-    try: d = json.loads((folder/MANIFEST).read_text(encoding='utf-8'))
-    except (OSError, ValueError): return {}
-    return d if isinstance(d, dict) else {}
-
-def _not_ours(folder: Path) -> list:
-    "Names in `folder` that `student_copies` did not write there, or that changed since it did."
-    wrote = _manifest(folder)
-    return sorted(p.name for p in folder.iterdir() if p.name != MANIFEST and not p.name.startswith(_TMP)
-                  and not (p.is_file() and not p.is_symlink() and wrote.get(p.name) == _sha(p)))
-
-# %% ../nbs/08a_student.ipynb #h2c032
-def _ids(folders) -> list:
-    "(device, inode) of each folder that exists: the folder itself, however its path is spelled or mounted."
-    return [(s.st_dev, s.st_ino) for s in (os.stat(p) for p in folders if p.exists())]
-
-def _where(src: Path, out: Path) -> str:
-    "How `out` stands to the folder `src`, compared by identity: it 'is', 'holds' or 'is inside' it, or ''."
-    me, up = _ids([src])[0], _ids([out, *out.parents])
-    if out.exists() and up[0] == me: return 'is'
-    if me in up: return 'is inside'
-    return 'holds' if out.exists() and up[0] in _ids(src.parents) else ''
-
-def _resolve(dest: Path) -> Path:
-    try: return dest.resolve()
-    except (RuntimeError, OSError) as e:  # Python 3.11-3.12: RuntimeError('Symlink loop ...'); 3.13: OSError
-        raise ValueError(f'cannot use --out {dest}: {e}; it is a symbolic link that leads back to itself, '
-                         'choose another folder') from None
-
-# %% ../nbs/08a_student.ipynb #h2c033
-def _check_out(nbs: Path, dest: Path, force: bool):
-    "Refuse `dest` if it is, holds or lies in the notebooks folder, or holds files we did not write (unless `force`)."
-    src, out = nbs.resolve(), _resolve(dest)
-    if where := _where(src, out):
-        raise ValueError(f'refusing to write student copies to {dest}: it {where} the source notebooks folder '
-                         f'{src}; choose an --out folder outside it')
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f'{dest} exists and is not a folder; choose another --out folder')
-    theirs = _not_ours(out) if out.is_dir() and not force else []
-    if theirs:
-        more = f' and {len(theirs) - 3} more' if len(theirs) > 3 else ''
-        raise FolderNotOurs(f"{dest} holds files student copies did not write, or changed since "
-                            f"({', '.join(theirs[:3])}{more}); choose an empty folder, "
-                            "or use --force (force=True) to replace the notebooks of the same names")
-
-# %% ../nbs/08a_student.ipynb #h2c034
+# %% ../nbs/08a_student.ipynb #h2c035
 def student_copies(nbs='nbs', dest='student', force=False,
                    colab: str|None = None) -> list: # the Colab badges' link: `colab` + the notebook's name (default: no badge)
     "Write the student version of each of `STUDENT_NOTEBOOKS` in `nbs` to `dest` at once; never over sources or others' files."
@@ -250,19 +141,7 @@ def student_copies(nbs='nbs', dest='student', force=False,
     if not files:
         raise FileNotFoundError(f'none of the lesson notebooks ({STUDENT_NOTEBOOKS[0]}.ipynb ...) is in {nbs.resolve()}; '
                                 'run this from the repository root or pass --nbs')
-    _check_out(nbs, dest, force)
-    out = _resolve(dest); exists = out.is_dir()
-    if not exists: out.parent.mkdir(parents=True, exist_ok=True)
-    # on the same disk as `out`: the moves are renames
-    tmp = Path(tempfile.mkdtemp(prefix=_TMP, dir=out if exists else out.parent))
-    umask = os.umask(0); os.umask(umask); tmp.chmod(0o777 & ~umask)  # mkdtemp's folder is private: make it a normal one
-    try:
-        wrote = {student_copy(f, tmp, colab).name: _sha(tmp/f.name) for f in files}
-        old = _manifest(out) if exists else {}  # files it wrote before, other than these, still as it wrote them
-        old = {k: v for k, v in old.items() if k not in wrote and (out/k).is_file() and _sha(out/k) == v}
-        (tmp/MANIFEST).write_text(json.dumps({**old, **wrote}, indent=1) + '\n', encoding='utf-8')
-        if not exists: tmp.rename(out)
-        else:
-            for name in [*wrote, MANIFEST]: os.replace(tmp/name, out/name)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
+    out = check_out_folder(nbs, dest, force)
+    with writing_folder(out) as tmp:
+        for f in files: student_copy(f, tmp, colab)
     return [out/f.name for f in files]

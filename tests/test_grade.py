@@ -3,8 +3,9 @@ seed the notebook never saw; hangs, crashes, files that are not notebooks and fa
 import csv, json, os, shutil
 from pathlib import Path
 import pytest
-from mnist37.grade import COLUMNS, VERDICTS, exercises, grade, summary, submissions
-from mnist37.student import read_notebook, student_copies
+from mnist37.checks.scan import exercises, read_notebook
+from mnist37.grade import COLUMNS, VERDICTS, grade, summary, submissions
+from mnist37.student import student_copies
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT/'nbs'
@@ -57,9 +58,24 @@ def test_summary_has_a_row_per_student_and_a_column_per_exercise():
     rows = [('ann', '03.ipynb', 'grad_twice', 'correct', ''), ('ann', '03.ipynb', 'no_sigmoid_loss', 'not written', ''),
             ('bo', '03.ipynb', 'grad_twice', 'timed out', 'cell 3 ran past'), ('cy', 'cy.ipynb', '', 'error', 'cy.ipynb is not a notebook')]
     lines = summary(rows).splitlines()
-    assert lines[0].split() == ['student', 'grad_twice', 'no_sigmoid_l']
-    assert lines[1].split() == ['ann', 'ok', '-'] and lines[2].split() == ['bo', 'TIME'] and lines[3].split() == ['cy']
-    assert 'cy.ipynb is not a notebook' in lines[4]
+    assert lines[0].split() == ['student', 'grad_twice', 'no_sigmoid_loss']
+    assert lines[1].split() == ['ann', 'ok', '-'] and lines[2].split() == ['bo', 'TIME']
+    assert lines[3].split() == ['cy', 'missing', 'missing'] and lines[4] == 'cy: not handed in: 03.ipynb'   # bo handed 03 in
+    assert 'cy.ipynb is not a notebook' in lines[5]
+
+def test_summary_names_every_exercise_in_full_within_80_columns_and_says_what_was_not_handed_in():
+    "New-user review: the headers were cut at 12 characters, and a notebook not handed in showed blank cells."
+    names = ['stack_shapes', 'broadcast_shapes', 'is_3_rmse', 'numerical_grad', 'momentum_step', 'largest_lr',
+             'no_sigmoid_loss', 'grad_twice', 'MomentumSGD', 'fit', 'softmax_t_prediction', 'bce']
+    rows = [('ann', f'{i:02}_x.ipynb', e, 'correct', '') for i, e in enumerate(names)] + [('bo', '00_x.ipynb', names[0], 'not yet', '')]
+    lines = summary(rows).splitlines()
+    assert max(map(len, lines)) <= 80, max(lines, key=len)
+    header = [w for l in lines if l.startswith('student') for w in l.split()[1:]]
+    assert header == names   # each name whole, once, in notebook order
+    bo = [w for l in lines if l.startswith('bo ') for w in l.split()[1:]]
+    assert bo == ['no'] + ['missing'] * (len(names) - 1)
+    assert 'bo: not handed in: 01_x.ipynb, 02_x.ipynb' in summary(rows)
+    assert not [l for l in lines if l.startswith('ann: not handed in')]
 
 # ---- slow: a class graded in real kernels
 @pytest.fixture(scope='module')

@@ -4,17 +4,15 @@
 
 # %% ../../nbs/08b_checks.feedback.ipynb #cc7c6df4
 from __future__ import annotations
-import ctypes, html, random, re, threading, time
-from contextlib import contextmanager
+import html, re, time
 from dataclasses import dataclass
 from typing import Callable
-import numpy as np
 import torch
 from fastcore.basics import patch
+from .limits import TooSlow, call_with_limit, settings_kept, state_kept
 
 # %% auto #0
-__all__ = ['TIME_LIMIT', 'SETTINGS', 'NOT_WRITTEN', 'Feedback', 'settings_kept', 'run', 'run_on_copies', 'state_kept', 'close',
-           'same_path', 'diagnose', 'Exercise', 'judge']
+__all__ = ['TIME_LIMIT', 'NOT_WRITTEN', 'Feedback', 'run', 'run_on_copies', 'close', 'same_path', 'diagnose', 'Exercise', 'judge']
 
 # %% ../../nbs/08b_checks.feedback.ipynb #3e628893
 @dataclass
@@ -39,6 +37,7 @@ def _html_words(text):
     "`text` escaped for HTML, with what stands between backticks shown as code."
     return re.sub(r'`([^`]+)`', r'<code>\1</code>', html.escape(text, quote=False))
 
+# %% ../../nbs/08b_checks.feedback.ipynb #d8a041a3
 @patch
 def _repr_html_(self:Feedback):
     "The verdict as Jupyter and Colab show it: a coloured mark, the message in wrapped text, the seed line under it."
@@ -49,79 +48,16 @@ def _repr_html_(self:Feedback):
             f'white-space:normal;overflow-wrap:break-word"><b style="color:{colour}">{mark}</b> '
             f'{_html_words(self.message)}{seed}</div>')
 
-# %% ../../nbs/08b_checks.feedback.ipynb #6fadb9ef
-TIME_LIMIT = 5  # seconds one call of a student's function may take
-
-class _TooSlow(BaseException):
-    "A student's function ran past its time limit (not an `Exception`: `except Exception:` does not catch it)."
-
-def _call_with_limit(fn, args, seconds):
-    "`fn(*args)` in a thread of its own; after `seconds` the checker stops waiting (raises `_TooSlow`)."
-    box, t = {}, threading.Thread(target=lambda: _into(box, fn, args), daemon=True)
-    t.start()
-    try: t.join(seconds)
-    finally:
-        if t.is_alive(): _ask_to_stop(t)
-    if t.is_alive(): raise _TooSlow()
-    if 'err' in box: raise box['err']
-    return box.get('out')
-
-# %% ../../nbs/08b_checks.feedback.ipynb #a4920b6a
-def _into(box, fn, args):
-    "Put `fn(*args)` in `box['out']`, or what it raised in `box['err']`."
-    try: box['out'] = fn(*args)
-    except BaseException as e: box['err'] = e
-
-def _ask_to_stop(t, seconds=30):
-    "From a thread of its own, raise `_TooSlow` in thread `t` every 10 ms until `t` ends (or `seconds` pass)."
-    def nag(raise_in=ctypes.pythonapi.PyThreadState_SetAsyncExc, ident=ctypes.c_ulong(t.ident),
-            stop=ctypes.py_object(_TooSlow), sleep=time.sleep):   # bound now: they outlive a notebook's names
-        for _ in range(int(seconds*100)):
-            if not t.is_alive(): return
-            raise_in(ident, stop); sleep(0.01)
-    threading.Thread(target=nag, daemon=True).start()
-
-# %% ../../nbs/08b_checks.feedback.ipynb #94cd1483
-def _set_device(d): torch.set_default_device(None if d == torch.device('cpu') else d)
-def _deterministic(): return (torch.are_deterministic_algorithms_enabled(),
-                              torch.is_deterministic_algorithms_warn_only_enabled())
-def _set_deterministic(v): torch.use_deterministic_algorithms(v[0], warn_only=v[1])
-
-SETTINGS = {  # torch's global switches a student's code can flip: how to read one, how to set it, the checker's value
-    'grad mode': (torch.is_grad_enabled, torch.set_grad_enabled, True),
-    'default dtype': (torch.get_default_dtype, torch.set_default_dtype, torch.float32),
-    'anomaly detection': (torch.is_anomaly_enabled, torch.set_anomaly_enabled, False),
-    'deterministic algorithms': (_deterministic, _set_deterministic, None),
-    'threads': (torch.get_num_threads, torch.set_num_threads, None),
-    'matmul precision': (torch.get_float32_matmul_precision, torch.set_float32_matmul_precision, None)}
-if hasattr(torch, 'get_default_device'):   # PyTorch 2.3 and later
-    SETTINGS['default device'] = (torch.get_default_device, _set_device, torch.device('cpu'))
-
-# %% ../../nbs/08b_checks.feedback.ipynb #8746da9b
-def _put(values):
-    "Set each of torch's `SETTINGS` named in `values` that differs (None: leave it)."
-    for name, value in values.items():
-        read, write, _ = SETTINGS[name]
-        if value is not None and read() != value: write(value)
-
-@contextmanager
-def settings_kept(standard=False): # whether the checker's own values hold inside
-    "Give back torch's `SETTINGS` as they were, whatever the code inside switches."
-    saved = {name: read() for name, (read, _, _) in SETTINGS.items()}
-    try:
-        if standard: _put({name: own for name, (_, _, own) in SETTINGS.items()})
-        yield
-    finally: _put(saved)
-
 # %% ../../nbs/08b_checks.feedback.ipynb #43265929
+TIME_LIMIT = 5  # seconds one call of a student's function may take
 NOT_WRITTEN = 'this exercise is not written yet: replace the `raise NotImplementedError` line with your code.'
 
 def run(fn, *args):
     "Call the student's `fn`; (result, None), or (None, Feedback) saying what it raised or that it never returned."
     with settings_kept():
-        try: return _call_with_limit(fn, args, TIME_LIMIT), None
-        except _TooSlow: return None, Feedback(False, f'your function did not return within {TIME_LIMIT} seconds, '
-                                                      'so it was stopped: look for a loop that never ends')
+        try: return call_with_limit(fn, args, TIME_LIMIT), None
+        except TooSlow: return None, Feedback(False, f'your function did not return within {TIME_LIMIT} seconds, '
+                                                     'so it was stopped: look for a loop that never ends')
         except NotImplementedError: return None, Feedback(False, NOT_WRITTEN)
         except (Exception, SystemExit) as e:
             return None, Feedback(False, f'your function raised {type(e).__name__}: {e}')
@@ -138,16 +74,6 @@ def run_on_copies(fn, **inputs): # the arguments, by the names the exercise give
                                          f'another in-place operation): compute new tensors instead, '
                                          f'so `{name}` stays as it was')
     return out, None
-
-# %% ../../nbs/08b_checks.feedback.ipynb #b11563dd
-@contextmanager
-def state_kept():
-    "Give back the random states and torch's settings as they were; inside, the checker's own settings hold."
-    py, np_state = random.getstate(), np.random.get_state()
-    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() and torch.cuda.is_initialized() else []
-    try:
-        with torch.random.fork_rng(devices=cuda), settings_kept(standard=True): yield
-    finally: random.setstate(py); np.random.set_state(np_state)
 
 # %% ../../nbs/08b_checks.feedback.ipynb #498b0ef5
 def close(a, b, atol=1e-5):
@@ -182,8 +108,7 @@ def judge(name, # the exercise's name, for the messages
           answer, # the student's function, or value
           seed=None): # the seed of the drawn inputs (default: from the clock)
     "Check `answer` with `ex`, keeping the caller's state: always a `Feedback`, never a traceback."
-    if answer is Ellipsis:
-        return Feedback(False, 'this exercise is not written yet: write your answer in place of `...`')
+    if answer is Ellipsis: return Feedback(False, 'this exercise is not written yet: write your answer in place of `...`')
     if ex.kind != 'value' and not callable(answer):
         return Feedback(False, f'pass your function itself (without calling it), e.g. check({name!r}, my_function)')
     seed = (time.time_ns() % 2**31 if seed is None else seed) if ex.kind == 'drawn' else None
