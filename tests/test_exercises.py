@@ -5,7 +5,8 @@ import nbformat, numpy as np, pytest, torch
 import torch.nn.functional as F
 from torch import nn
 import mnist37.checks.feedback as feedback
-from mnist37.checks.pixels import _rmse_problem
+from mnist37.baseline import is_3, mnist_distance
+from mnist37.checks.pixels import _nearest_gaps, _nearest_problem
 from mnist37.checks.sgd import _lr_limit
 from mnist37.exercises import check
 
@@ -17,6 +18,31 @@ def not_written(*args): raise NotImplementedError('write your code here')
 # ---- functions: a right answer and typical mistakes, for each exercise
 rmse = lambda x, m: ((x - m)**2).mean((-1, -2)).sqrt()
 l1 = lambda x, m: (x - m).abs().mean((-1, -2))
+
+def batch_view(x): return x.view(-1, 1, 28, 28)   # a batch as in 01's exercise 1: each image against every training digit
+def each(x, ts): return l1(x.unsqueeze(-3), ts)   # (..., N): each image's distance to each of `ts`
+def nearest_if(x, threes, sevens):   # right: one image on its own, a batch viewed as (B, 1, 28, 28)
+    if x.ndim == 2: return mnist_distance(x, threes).min() < mnist_distance(x, sevens).min()
+    return mnist_distance(batch_view(x), threes).min(1).values < mnist_distance(batch_view(x), sevens).min(1).values
+def nearest(kind='right'):
+    "is_3_nearest right (for one image or a batch), or with one typical mistake."
+    def f(x, threes, sevens):
+        d3, d7 = each(x, threes), each(x, sevens)
+        if kind == 'mean_digit': return is_3(x, threes.mean(0), sevens.mean(0))
+        if kind == 'everything': return d3.min() < d7.min()
+        pick = {'max': lambda d: d.amax(-1), 'mean': lambda d: d.mean(-1)}.get(kind, lambda d: d.amin(-1))
+        return pick(d3) > pick(d7) if kind == 'flipped' else pick(d3) - pick(d7) if kind == 'gaps' else pick(d3) < pick(d7)
+    return f
+def nearest_argmin(x, threes, sevens): return each(x, torch.cat([threes, sevens])).argmin(-1) < len(threes)   # right too
+def nearest_one_only(x, threes, sevens): return mnist_distance(x, threes).min() < mnist_distance(x, sevens).min()
+def nearest_batch_axis(x, threes, sevens):   # the smallest along the batch's axis
+    return mnist_distance(batch_view(x), threes).min(0).values < mnist_distance(batch_view(x), sevens).min(0).values
+def nearest_batch_only(x, threes, sevens):   # one image gives shape (1,)
+    return mnist_distance(batch_view(x), threes).min(1).values < mnist_distance(batch_view(x), sevens).min(1).values
+def nearest_len_view(x, threes, sevens):   # one image: view(28, 1, 28, 28) fails
+    v = x.view(len(x), 1, 28, 28)
+    return mnist_distance(v, threes).min(1).values < mnist_distance(v, sevens).min(1).values
+def nearest_in_place(x, threes, sevens): return nearest()(x.sub_(0.1), threes - 0.1, sevens - 0.1)   # right verdicts, x changed
 
 def ngrad(kind='right'):
     def f(fn, x, eps):
@@ -100,15 +126,21 @@ class Detached(SharedReLU):
 
 
 FN_CASES = [  # exercise, function, ok, words the feedback must contain
-    ('is_3_rmse', lambda x, a, b: rmse(x, a) < rmse(x, b), True, 'RMSE verdicts'),
-    ('is_3_rmse', lambda x, a, b: ((x - a)**2).mean((-1, -2)) < ((x - b)**2).mean((-1, -2)), True, 'RMSE verdicts'),   # no sqrt: same verdicts
-    ('is_3_rmse', lambda x, a, b: l1(x, a) < l1(x, b), False, 'mean absolute difference'),
-    ('is_3_rmse', lambda x, a, b: rmse(x, a) > rmse(x, b), False, 'wrong way round'),
-    ('is_3_rmse', lambda x, a, b: (x - a).mean((-1, -2)).abs() < (x - b).mean((-1, -2)).abs(), False, 'cancel'),
-    ('is_3_rmse', lambda x, a, b: ((x - a)**2).mean().sqrt() < ((x - b)**2).mean().sqrt(), False, 'averaged over everything'),
-    ('is_3_rmse', lambda x, a, b: rmse(x, a) - rmse(x, b), False, 'verdict per image'),
-    ('is_3_rmse', lambda x, a, b: torch.stack([rmse(i, a) < rmse(i, b) for i in x]) if x.ndim == 3 else torch.tensor([True, False]), False, 'single image'),
-    ('is_3_rmse', not_written, False, 'not written yet'),
+    ('is_3_nearest', nearest(), True, 'the nearest-neighbour verdicts'),
+    ('is_3_nearest', nearest_if, True, 'the nearest-neighbour verdicts'),
+    ('is_3_nearest', nearest_argmin, True, 'the nearest-neighbour verdicts'),
+    ('is_3_nearest', nearest('mean_digit'), False, 'you compared with the mean digits'),
+    ('is_3_nearest', nearest('max'), False, 'you kept the farthest training digit'),
+    ('is_3_nearest', nearest('mean'), False, 'you averaged the distances'),
+    ('is_3_nearest', nearest('flipped'), False, 'the verdicts are the wrong way round'),
+    ('is_3_nearest', nearest_one_only, False, 'one image works, but a batch (8, 28, 28) does not'),
+    ('is_3_nearest', nearest_batch_axis, False, 'one per training digit: you took the smallest distance along the axis of the batch'),
+    ('is_3_nearest', nearest('everything'), False, 'one for the whole batch'),
+    ('is_3_nearest', nearest_batch_only, False, 'a batch works, but one image (28, 28) should give one True/False'),
+    ('is_3_nearest', nearest_len_view, False, 'a batch works, but one image (28, 28) does not: your function raised'),
+    ('is_3_nearest', nearest('gaps'), False, 'return True/False, not the distances'),
+    ('is_3_nearest', nearest_in_place, False, 'changed `x` itself'),
+    ('is_3_nearest', not_written, False, 'not written yet'),
     ('numerical_grad', ngrad(), True, 'matches what backward()'),
     ('numerical_grad', ngrad('central'), True, 'matches what backward()'),
     ('numerical_grad', ngrad('no_div'), False, 'divide each change by eps'),
@@ -185,7 +217,7 @@ def test_function_feedback_on_many_draws(name, fn, ok, words):
 
 # ---- values: predictions
 STACK_RIGHT = {'a': (6, 28, 28), 'b': (168, 28), 'c': (6, 28), 'd': (28, 28)}
-BROADCAST_RIGHT = {'a': (10, 28, 28), 'b': (10,), 'c': (3, 3)}
+IDEALS_RIGHT = {'a': 'error', 'b': (10, 2, 28, 28), 'c': (10, 2), 'd': (10,)}
 VALUE_CASES = [
     ('stack_shapes', STACK_RIGHT, True, 'all 4 shapes'),
     ('stack_shapes', {**STACK_RIGHT, 'a': torch.Size([6, 28, 28]), 'd': [28, 28]}, True, 'all 4 shapes'),
@@ -197,13 +229,24 @@ VALUE_CASES = [
     ('stack_shapes', {'a': (6, 28, 28)}, False, 'no prediction for b, c, d'),
     ('stack_shapes', {**STACK_RIGHT, 'a': 'six'}, False, 'as a tuple of numbers'),
     ('stack_shapes', (6, 28, 28), False, 'as a dict'),
-    ('broadcast_shapes', BROADCAST_RIGHT, True, 'all 3 shapes'),
-    ('broadcast_shapes', {**BROADCAST_RIGHT, 'b': 10}, True, 'all 3 shapes'),
-    ('broadcast_shapes', {**BROADCAST_RIGHT, 'a': (28, 28)}, False, 'does not average the stack'),
-    ('broadcast_shapes', {**BROADCAST_RIGHT, 'a': 'error'}, False, 'these shapes fit'),
-    ('broadcast_shapes', {**BROADCAST_RIGHT, 'b': ()}, False, 'last two axes only'),
-    ('broadcast_shapes', {**BROADCAST_RIGHT, 'c': (3,)}, False, 'both stretch'),
-    ('broadcast_shapes', {**BROADCAST_RIGHT, 'c': 'error'}, False, 'no error'),
+    ('ideals_shapes', IDEALS_RIGHT, True, 'all 4 shapes'),
+    ('ideals_shapes', {**IDEALS_RIGHT, 'a': 'Error', 'b': torch.Size([10, 2, 28, 28]), 'c': [10, 2], 'd': 10}, True, 'all 4 shapes'),
+    ('ideals_shapes', {**IDEALS_RIGHT, 'a': (10, 28, 28)}, False, '2 ideals do not stretch to 10 images'),   # 2 stretched to 10
+    ('ideals_shapes', {**IDEALS_RIGHT, 'a': (2, 28, 28)}, False, '10 images do not shrink to 2'),   # 10 stretched to 2
+    ('ideals_shapes', {**IDEALS_RIGHT, 'a': (10, 2, 28, 28)}, False, 'adds no axis in the middle'),
+    ('ideals_shapes', {**IDEALS_RIGHT, 'a': (20, 28, 28)}, False, 'line the shapes up from the right'),   # the rule
+    ('ideals_shapes', {**IDEALS_RIGHT, 'b': 'error'}, False, 'not the left'),   # shapes lined up from the left
+    ('ideals_shapes', {**IDEALS_RIGHT, 'b': (10, 1, 28, 28)}, False, 'the axis of size 1 stretches'),
+    ('ideals_shapes', {**IDEALS_RIGHT, 'b': (10, 28, 28)}, False, 'as many axes as the longer shape'),
+    ('ideals_shapes', {**IDEALS_RIGHT, 'c': (10, 2, 28)}, False, 'removes both'),   # mean removing one axis only
+    ('ideals_shapes', {**IDEALS_RIGHT, 'c': (10,)}, False, 'the axes before them stay'),
+    ('ideals_shapes', {**IDEALS_RIGHT, 'c': (10, 2, 1, 1)}, False, 'without keepdim=True'),
+    ('ideals_shapes', {**IDEALS_RIGHT, 'd': (10, 1)}, False, 'argmin removes the axis it searches along'),   # argmin keeping its axis
+    ('ideals_shapes', {**IDEALS_RIGHT, 'd': (2,)}, False, 'once for each image'),   # argmin along the wrong axis
+    ('ideals_shapes', {**IDEALS_RIGHT, 'd': ()}, False, 'with no axis given'),
+    ('ideals_shapes', {**IDEALS_RIGHT, 'd': (5, 5)}, False, 'removes axis 1'),   # the rule
+    ('ideals_shapes', {'a': 'error'}, False, 'no prediction for b, c, d'),
+    ('ideals_shapes', [(10, 2)], False, 'as a dict'),
     ('no_sigmoid_loss', -3.5, True, 'below zero'),
     ('no_sigmoid_loss', torch.tensor(-3.5), True, 'below zero'),
     ('no_sigmoid_loss', -7, False, 'the sum'),
@@ -222,28 +265,28 @@ def test_value_feedback(name, answer, ok, words):
     fb = check(name, answer)
     assert fb.ok == ok and words in fb.message, fb
     if not ok:   # never gives the answer away
-        right = {'stack_shapes': STACK_RIGHT, 'broadcast_shapes': BROADCAST_RIGHT}.get(name, {})
-        assert not any(str(tuple(v)) in fb.message for v in right.values()), fb
+        right = {'stack_shapes': STACK_RIGHT, 'ideals_shapes': IDEALS_RIGHT}.get(name, {})
+        assert not any(str(v if isinstance(v, str) else tuple(v)) in fb.message for v in right.values()), fb
         assert '-3.5' not in fb.message and '2.' not in fb.message, fb
 
 def test_feedback_never_shows_code_of_a_solution():
-    answers = ['.sqrt() <', 'mom*velocity + params.grad', 'self.wd*p', 'nn.Sequential(nn.Linear', '(f(x + ', 'torch.stack(ts).float()/255']
+    answers = ['.sqrt() <', '.min(-1).values <', '.view(len(x), 1, 28, 28)', 'mom*velocity + params.grad', 'self.wd*p', 'nn.Sequential(nn.Linear', '(f(x + ', 'torch.stack(ts).float()/255']
     for name, fn, ok, _ in FN_CASES:
         fb = check(name, fn, seed=0)
         assert not any(a in fb.message for a in answers), fb
 
 def test_check_refuses_unknown_exercise_and_called_function():
     with pytest.raises(ValueError, match="unknown exercise 'nope'"): check('nope', print)
-    assert 'without calling it' in check('is_3_rmse', 0.5).message
+    assert 'without calling it' in check('is_3_nearest', 0.5).message
 
 # ---- issue 11, section 4: behaviour on fresh inputs, a time limit, the random state kept
 def test_inputs_are_drawn_afresh_and_the_seed_repeats_them():
     "An answer that only memorised the verdicts for one draw passes that draw and no other; the reported seed repeats a check."
-    x, m3, m7, ref = _rmse_problem(torch.Generator().manual_seed(0))
+    ref = _nearest_problem(torch.Generator().manual_seed(0))[3]['right']
     memorised = lambda x_, a, b: ref.clone() if x_.ndim == 3 else ref[0].clone()
-    assert check('is_3_rmse', memorised, seed=0).ok
-    assert not check('is_3_rmse', memorised, seed=1).ok and not check('is_3_rmse', memorised).ok
-    seeds = {check('is_3_rmse', memorised).seed for _ in range(3)}
+    assert check('is_3_nearest', memorised, seed=0).ok
+    assert not check('is_3_nearest', memorised, seed=1).ok and not check('is_3_nearest', memorised).ok
+    seeds = {check('is_3_nearest', memorised).seed for _ in range(3)}
     assert len(seeds) > 1   # drawn from the clock
     assert check('MomentumSGD', momsgd('right'), seed=5).message == check('MomentumSGD', momsgd('right'), seed=5).message
 
@@ -266,9 +309,9 @@ def test_the_time_limit_is_a_few_seconds():
 
 def reseeds(x, a, b):
     torch.manual_seed(0); random.seed(0); np.random.seed(0); torch.rand(10); random.random(); np.random.rand()
-    return rmse(x, a) < rmse(x, b)
+    return nearest()(x, a, b)
 
-@pytest.mark.parametrize('name,fn', [('is_3_rmse', reseeds), ('simple_net2', SharedReLU), ('MomentumSGD', momsgd('right')), ('stack_shapes', STACK_RIGHT)])
+@pytest.mark.parametrize('name,fn', [('is_3_nearest', reseeds), ('simple_net2', SharedReLU), ('MomentumSGD', momsgd('right')), ('stack_shapes', STACK_RIGHT)])
 def test_check_leaves_the_callers_random_numbers_alone(name, fn):
     "A student's next random draws are the same after a check as without it, even if the checked code reseeds."
     def draws(): return torch.rand(3).tolist(), random.random(), np.random.rand()
@@ -307,3 +350,27 @@ class RawParams(nn.Module):   # right maths, but no nn.Linear for the checker to
 def test_a_net_without_linear_modules_is_told_what_the_checker_looks_for():
     fb = check('simple_net2', RawParams, seed=0)
     assert not fb.ok and 'nn.Linear modules' in fb.message, fb
+
+# ---- 01's exercises (issue 19, section 3): each typical mistake has a sentence of its own, on every draw
+def test_every_kind_of_nearest_verdict_differs_from_every_other_on_every_draw():
+    "The right verdicts, those of each mistake and the flipped ones differ on each drawn batch, so the named mistake is the one made."
+    for seed in range(300):
+        x, threes, sevens, v = _nearest_problem(torch.Generator().manual_seed(seed))
+        assert set(v) == {'right', 'mean_digit', 'max', 'mean_distance', 'flipped'}
+        for a, b in [(a, b) for a in v for b in v if a < b]: assert not torch.equal(v[a], v[b]), (seed, a, b)
+        assert 0 < v['right'].sum() < len(x) and torch.equal(v['right'], nearest()(x, threes, sevens))
+        assert all(g.abs().min() > 1e-3 for g in _nearest_gaps(x, threes, sevens).values())   # no verdict on a knife edge
+
+@pytest.mark.parametrize('name,cases', [('is_3_nearest', [c for c in FN_CASES if c[0] == 'is_3_nearest']),
+                                        ('ideals_shapes', [c for c in VALUE_CASES if c[0] == 'ideals_shapes'])])
+def test_each_recognised_mistake_of_01_gets_a_sentence_of_its_own(name, cases):
+    wrong = [(answer, words) for _, answer, ok, words in cases if not ok and 'not written' not in words]
+    messages = [check(name, answer, seed=3).message for answer, _ in wrong]
+    assert all(words in m for (_, words), m in zip(wrong, messages))
+    assert len(set(messages)) == len(messages), messages
+
+def test_01_exercises_left_as_stubs_say_not_written():
+    "An untouched student copy of 01: `my_shapes = ...` and a function that raises NotImplementedError."
+    assert check('ideals_shapes', ...).message.startswith('this exercise is not written yet')
+    fb = check('is_3_nearest', not_written, seed=0)
+    assert not fb.ok and fb.message == feedback.NOT_WRITTEN and fb.seed is None
