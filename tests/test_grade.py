@@ -18,9 +18,10 @@ def edit(src: Path, dst: Path, change):
         if c['cell_type'] == 'code': c['source'] = change(''.join(c['source']))
     dst.parent.mkdir(parents=True, exist_ok=True); dst.write_text(json.dumps(nb))
 
-def solve_rmse(s):   # the one exercise this student solves
-    return ("def is_3_rmse(x, mean3, mean7):\n    return rmse_distance(x, mean3) < rmse_distance(x, mean7)\n"
-            "check('is_3_rmse', is_3_rmse)") if 'def is_3_rmse' in s else s
+def solve_rmse(s):   # the one exercise this student solves (01's is_3_nearest)
+    return ("def is_3_nearest(x, threes, sevens):\n    if x.ndim == 3: x = x.view(len(x), 1, 28, 28)\n"
+            "    return mnist_distance(x, threes).min(-1).values < mnist_distance(x, sevens).min(-1).values\n"
+            "check('is_3_nearest', is_3_nearest)") if 'def is_3_nearest' in s else s
 
 def tiny(code: str) -> str:
     "A one-cell notebook, as a student would hand it in."
@@ -35,7 +36,7 @@ def test_the_exercises_of_each_student_copy_are_those_of_the_instructors_noteboo
         assert [(l, f, a) for l, c, m, f, a in ours] == [(l, f, a) for l, c, m, f, a in theirs], p.name
     labels = [l for n in ['00_data', '01_pixel_similarity', '02_sgd', '03_linear', '04_optimizer', '05_neural_net', '10_learner',
                           '11_all_digits'] for l, *_ in exercises(read_notebook(NBS/f'{n}.ipynb'))]
-    assert len(labels) == len(set(labels)) and {'stack_shapes', 'broadcast_shapes', 'is_3_rmse', 'numerical_grad', 'momentum_step',
+    assert len(labels) == len(set(labels)) and {'stack_shapes', 'ideals_shapes', 'is_3_nearest', 'numerical_grad', 'momentum_step',
         'largest_lr', 'no_sigmoid_loss', 'grad_twice', 'MomentumSGD', 'simple_net2', 'fit', 'softmax_t', 'softmax_t_prediction', 'bce'} <= set(labels)
 
 def test_submissions_name_students_by_folder_or_file(tmp_path):
@@ -89,12 +90,12 @@ def graded(tmp_path_factory):
         for who in ['untouched', 'half', 'cheat', 'hang', 'deleter', 'dropper']: (cls/who).mkdir(exist_ok=True); shutil.copy(by_name[n], cls/who/n)
     edit(by_name['01_pixel_similarity.ipynb'], cls/'half'/'01_pixel_similarity.ipynb', solve_rmse)
     edit(by_name['01_pixel_similarity.ipynb'], cls/'cheat'/'01_pixel_similarity.ipynb', lambda s: (
-        "def is_3_rmse(x, mean3, mean7): return x.sum() > 0\nprint('Correct! the RMSE verdicts')\n"
-        "check = lambda *a, **k: print('Correct!')\ncheck('is_3_rmse', is_3_rmse)") if 'def is_3_rmse' in s else s)
+        "def is_3_nearest(x, threes, sevens): return x.sum() > 0\nprint('Correct! the nearest-neighbour verdicts')\n"
+        "check = lambda *a, **k: print('Correct!')\ncheck('is_3_nearest', is_3_nearest)") if 'def is_3_nearest' in s else s)
     edit(by_name['01_pixel_similarity.ipynb'], cls/'hang'/'01_pixel_similarity.ipynb',
          lambda s: 'while True: pass' if 'Exercise 3 is not written yet' in s else solve_rmse(s))
     edit(by_name['01_pixel_similarity.ipynb'], cls/'dropper'/'01_pixel_similarity.ipynb',   # a wrong answer, its check deleted
-         lambda s: "def is_3_rmse(x, mean3, mean7): return x.sum() > 0" if 'def is_3_rmse' in s else s)
+         lambda s: "def is_3_nearest(x, threes, sevens): return x.sum() > 0" if 'def is_3_nearest' in s else s)
     (cls/'deleter'/'my_notes.txt').write_text('keep me')
     edit(by_name['00_data.ipynb'], cls/'deleter'/'00_data.ipynb',
          lambda s: "import os; os.remove('my_notes.txt')\n" + s if 'Exercise 2 is not written yet' in s else s)
@@ -114,20 +115,20 @@ def verdicts(rows, student):
     return {r[2]: r[3] for r in rows if r[0] == student and r[2]}
 
 def test_instructors_notebooks_are_all_correct(graded):
-    assert verdicts(graded, 'teacher') == {'stack_shapes': 'correct', 'broadcast_shapes': 'correct', 'is_3_rmse': 'correct'}
+    assert verdicts(graded, 'teacher') == {'stack_shapes': 'correct', 'ideals_shapes': 'correct', 'is_3_nearest': 'correct'}
 
 def test_untouched_copies_are_not_written_anywhere(graded):
-    assert verdicts(graded, 'untouched') == dict.fromkeys(['stack_shapes', 'broadcast_shapes', 'is_3_rmse'], 'not written')
+    assert verdicts(graded, 'untouched') == dict.fromkeys(['stack_shapes', 'ideals_shapes', 'is_3_nearest'], 'not written')
 
 def test_a_copy_with_one_exercise_solved_gets_exactly_that_one(graded):
-    assert verdicts(graded, 'half') == {'stack_shapes': 'not written', 'broadcast_shapes': 'not written', 'is_3_rmse': 'correct'}
+    assert verdicts(graded, 'half') == {'stack_shapes': 'not written', 'ideals_shapes': 'not written', 'is_3_nearest': 'correct'}
 
 def test_a_printed_or_faked_correct_counts_for_nothing(graded):
     v = verdicts(graded, 'cheat')
-    assert v['is_3_rmse'] == 'not yet', graded
+    assert v['is_3_nearest'] == 'not yet', graded
 
 def test_a_hanging_copy_is_timed_out_and_the_rest_graded(graded):
-    assert verdicts(graded, 'hang') == {'stack_shapes': 'not written', 'broadcast_shapes': 'not written', 'is_3_rmse': 'correct'}
+    assert verdicts(graded, 'hang') == {'stack_shapes': 'not written', 'ideals_shapes': 'not written', 'is_3_nearest': 'correct'}
     own = [r for r in graded if r[0] == 'hang' and not r[2]]
     assert [r[3] for r in own] == ['timed out'] and 'limit' in own[0][4]
 
@@ -143,7 +144,7 @@ def test_a_notebook_that_deletes_files_is_named_and_the_submission_kept(graded):
     assert all(r[3] in VERDICTS or (r[3] == '' and r[4] == 'no checked exercise') for r in graded)
 
 def test_a_deleted_check_is_still_graded_against_the_instructors_notebook(graded):
-    assert verdicts(graded, 'dropper') == {'stack_shapes': 'not written', 'broadcast_shapes': 'not written', 'is_3_rmse': 'not yet'}
+    assert verdicts(graded, 'dropper') == {'stack_shapes': 'not written', 'ideals_shapes': 'not written', 'is_3_nearest': 'not yet'}
 
 def test_a_wrong_out_is_refused_before_any_notebook_runs(tmp_path, monkeypatch):
     "A class's grading is never lost to a wrong --out: a folder, a missing folder, another file are named first."
