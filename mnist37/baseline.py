@@ -39,8 +39,8 @@ def _pair(a, b):
     check_images(a, 'a'); check_images(b, 'b')
     try: torch.broadcast_shapes(a.shape, b.shape)
     except RuntimeError:
-        raise ValueError(f"shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast; "
-                         "compare one image or a stack with one image") from None
+        raise ValueError(f"shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast: lined up from the right, "
+                         "each pair of sizes must be equal, or one of them 1") from None
 
 def mnist_distance(a, b):
     "Mean absolute difference over the last two axes: one number per image of a stack."
