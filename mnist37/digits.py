@@ -17,7 +17,7 @@ from .optim import BasicOptim
 from .datasets.mnist import FALLBACK_DIGITS, MNIST, TenDigits, find_mnist, load_mnist
 
 # %% auto #0
-__all__ = ['MODELS', 'EPOCHS', 'ideal_digits', 'nearest_ideal', 'confusion_matrix', 'plot_confusion', 'most_confused',
+__all__ = ['DIGIT_MODELS', 'EPOCHS', 'ideal_digits', 'nearest_ideal', 'confusion_matrix', 'plot_confusion', 'most_confused',
            'confused_examples', 'softmax', 'log_softmax', 'cross_entropy', 'accuracy', 'digits_net', 'digits_learner',
            'train_digits']
 
@@ -117,7 +117,7 @@ def digits_net(n_hidden=30):
     "784 -> `n_hidden` -> ReLU -> 10: the lesson's net with one output per digit."
     return nn.Sequential(nn.Linear(28*28, n_hidden), nn.ReLU(), nn.Linear(n_hidden, 10))
 
-MODELS = {'digits-linear': lambda: nn.Linear(28*28, 10), 'digits': digits_net}
+DIGIT_MODELS = {'digits-linear': lambda: nn.Linear(28*28, 10), 'digits': digits_net}
 
 
 # %% ../nbs/11_all_digits.ipynb #a11d0025
@@ -125,13 +125,13 @@ def digits_learner(kind, # 'digits-linear' or 'digits' (the 784-30-10 net)
                    digits, # a `TenDigits`
                    seed=42, device=None, bs=64, cbs=()):
     "A `Learner` for `kind` on `digits` (flattened, on `device`), seeded; call `.fit(epochs, lr)`."
-    if kind not in MODELS: raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
+    if kind not in DIGIT_MODELS: raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(DIGIT_MODELS)}")
     device = device or get_device()
     tx, ty, vx, vy = (t.to(device) for t in digits)
     set_seed(seed)
     flat = lambda x: x.view(-1, 28*28)
     dls = Loaders(Batches(flat(tx), ty, bs, shuffle=True, seed=seed), Batches(flat(vx), vy, 1000))
-    return Learner(dls, MODELS[kind]().to(device), cross_entropy, BasicOptim, accuracy, cbs)
+    return Learner(dls, DIGIT_MODELS[kind]().to(device), cross_entropy, BasicOptim, accuracy, cbs)
 
 
 # %% ../nbs/11_all_digits.ipynb #c3f35eb4

@@ -14,7 +14,7 @@ from .linear import DivergedError, check_finite, check_loader, check_lr, to_xy
 from .net import simple_net
 
 # %% auto #0
-__all__ = ['sync', 'timeit', 'check_inputs', 'check_xy', 'TensorLoader', 'accuracy', 'sgd_epoch', 'fit', 'book_loss',
+__all__ = ['sync', 'timeit', 'check_inputs', 'check_xy', 'TensorLoader', 'loader_accuracy', 'sgd_epoch', 'fit', 'book_loss',
            'book_accuracy', 'fastai_learner', 'learner_path', 'train_net']
 
 # %% ../nbs/07_speed.ipynb #c0220130
@@ -77,7 +77,7 @@ def __iter__(self: TensorLoader):
     for i in range(0, n, bs): j = idx[i:i+bs]; yield self.x[j], self.y[j]
 
 # %% ../nbs/07_speed.ipynb #cb9d7a73
-def accuracy(model, loader):
+def loader_accuracy(model, loader):
     "Share of items in `loader` that `model` scores on the right side of 0, computed in one batch without gradients."
     with torch.no_grad(): return ((model(loader.x) > 0).float() == loader.y).float().mean().item()
 
@@ -102,7 +102,7 @@ def fit(model, train, valid, epochs, lr):
     for _ in range(epochs):
         mean_loss = sgd_epoch(model, train, lr, params)
         check_finite(mean_loss, lr)
-        history.append((mean_loss, accuracy(model, valid)))
+        history.append((mean_loss, loader_accuracy(model, valid)))
     return history
 
 # %% ../nbs/07_speed.ipynb #426d0d61
