@@ -6,9 +6,9 @@
 __all__ = ['say', 'cmd_train', 'cmd_data', 'cmd_student', 'cmd_bench', 'parser', 'run', 'main']
 
 # %% ../nbs/09a_cli.ipynb #617f29a5
-import argparse, contextlib, io, json, os, sys, tempfile, time
+import argparse, contextlib, io, os, sys, tempfile
 from pathlib import Path
-from .recipes import LESSON, MODELS, on_terminal, train_model
+from .recipes import json_lines, load_data, number_type, on_terminal, plan, table_lines, train_arguments, train_rows
 
 # %% ../nbs/09a_cli.ipynb #69b2ceb6
 class _Unwritable(Exception): "Standard output is closed or cannot be written: the command ends with one line."
@@ -18,6 +18,11 @@ def _silence(s):
     try: os.dup2(os.open(os.devnull, os.O_WRONLY), s.fileno())
     except (AttributeError, OSError, ValueError): pass  # a stream with no descriptor (in memory): nothing to do
 
+def _end(message, status):
+    "End the command with `status`, after one `message` on standard error."
+    say(message, err=True); sys.exit(status)
+
+# %% ../nbs/09a_cli.ipynb #cf293337
 def say(text='', err=False):
     "Write `text` (and a newline) on stdout, or stderr if `err`, and flush: the one place the command writes."
     s, where = (sys.stderr, 'standard error') if err else (sys.stdout, 'standard output')
@@ -31,46 +36,19 @@ def say(text='', err=False):
         why = getattr(e, 'strerror', None) or e  # OSError's words, or a ValueError's message
         raise e if isinstance(e, _Unwritable) else _Unwritable(f'cannot write to {where} ({why})') from None
 
-def _end(message, status):
-    "End the command with `status`, after one `message` on standard error."
-    say(message, err=True); sys.exit(status)
-
 # %% ../nbs/09a_cli.ipynb #4d627fd0
 def cmd_train(args):
-    "Train the chosen models on `args.device`; print a table (or JSON) of accuracies beside the lesson's figures."
+    "Train the chosen models on `args.device`; print each row of the table (or JSON) as soon as its model is trained."
     device, ten = args.device, args.model.startswith('digits')  # ten: all ten digits, not the lesson's 3s and 7s
     if device.type == 'cpu' and 'OMP_NUM_THREADS' not in os.environ:  # models this small gain little from more
         import torch; torch.set_num_threads(1)                          # threads, and lose a lot on a busy machine
-    if ten: from mnist37.datasets.mnist import find_mnist as find, load_mnist as load
-    else:
-        from mnist37.data import load_sample as load
-        from mnist37.datasets.source import find_mnist_sample as find
-    source = find(args.mnist_archive if ten else args.archive)
-    digits, rows = load(source.path), []
+    source, digits = load_data(args.model, args.archive, args.mnist_archive)
+    rows = plan(args.model, args.epochs, args.lr, device, source.full)
     if not args.json: say(f"Data ({'ten digits' if ten else '3s and 7s'}): {source}\nDevice: {device}")
-    for name in LESSON if args.model == 'all' else [args.model]:
-        what, epochs, lr, ref = MODELS[name]
-        if not name.endswith('baseline'): epochs, lr = args.epochs or epochs, args.lr or lr
-        t0 = time.perf_counter()
-        acc = train_model(name, digits, epochs, lr, args.seed, device, progress=not args.json and on_terminal())
-        # the lesson's figure only compares with the lesson's settings (the ten digits': on the offline set)
-        same = (epochs, lr) == MODELS[name][1:3] and not (ten and source.full)
-        rows.append(dict(model=name, what=what, accuracy=round(acc, 4), lesson=ref if same else None, epochs=epochs,
-                         lr=lr, seconds=round(time.perf_counter() - t0, 2), device=str(device),
-                         data='full' if source.full else 'fallback'))
-    say(json.dumps(rows, indent=1) if args.json else _table(rows))
+    trained = train_rows(rows, digits, args.seed, device, progress=not args.json and on_terminal())
+    for line in (json_lines if args.json else table_lines)(rows, trained):
+        say(line)  # a row at a time: when the reader has gone, this write fails and no other model is trained
     return rows
-
-# %% ../nbs/09a_cli.ipynb #e4a91d27
-def _table(rows):
-    "The rows as an aligned text table, and what its lesson column means."
-    cols = ['model', 'what', 'accuracy', 'lesson', 'epochs', 'lr', 'seconds', 'device', 'data']
-    cells = [cols] + [['-' if r[c] is None else str(r[c]) for c in cols] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
-    lines = ['  '.join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
-    note = ("lesson: this lesson's own figure on the full data, seed 42 (exact for the baselines, about for trained "
-            "models; '-' where you changed the epochs or lr; for all ten digits, notebook 11's on its offline set)")
-    return '\n'.join(lines + ['', note])
 
 # %% ../nbs/09a_cli.ipynb #c79b0b41
 def cmd_data(args):
@@ -85,14 +63,17 @@ def cmd_data(args):
     if not ten.full: say('  for the full MNIST offline: mnist37 data --mnist-archive /path/to/mnist_png.tgz')
     return sample, ten
 
+# %% ../nbs/09a_cli.ipynb #38cc19ae
 def cmd_student(args):
     "Write student copies of the lesson notebooks (outputs cleared, solutions stubbed)."
     from mnist37.student import student_copies
     try: paths = student_copies(args.nbs, args.out, force=args.force, colab=args.colab)
-    except (OSError, ValueError) as e: sys.exit(f'mnist37: {e}')
+    except (OSError, ValueError) as e:  # the library names its Python argument, force=True; here it is --force
+        sys.exit(f'mnist37: {e}'.replace('--force (force=True)', '--force').replace('force=True', '--force'))
     say(f'Wrote {len(paths)} student notebooks to {args.out}')
     return paths
 
+# %% ../nbs/09a_cli.ipynb #fe6e0ba0
 def cmd_bench(args):
     "Run the speed benchmark of the speed notebook on `args.device`."
     from mnist37.bench import bench
@@ -102,7 +83,7 @@ def cmd_bench(args):
     if args.out: say(f'Wrote bench.md and bench.png to {args.out}')
     return result
 
-# %% ../nbs/09a_cli.ipynb #13a4dea7
+# %% ../nbs/09a_cli.ipynb #ef347047
 class _Parser(argparse.ArgumentParser):
     "An argument parser whose errors take two lines: what is wrong, and how to see the options."
     def error(self, message):
@@ -113,37 +94,25 @@ class _Parser(argparse.ArgumentParser):
     def _print_message(self, message, file=None):  # help and usage: stdout, unless argparse asks for stderr
         if message: say(message.rstrip('\n'), err=file is not None and file is sys.stderr)
 
-def _number(kind, low, high=None):
-    "An argparse type: a finite `kind` number from `low` (excluded for floats) to `high`."
-    def check(s):
-        try: v = kind(s)
-        except ValueError: raise argparse.ArgumentTypeError(f'{s!r} is not a {"whole " if kind is int else ""}number')
-        if v != v or v in (float('inf'), float('-inf')): why = f'{s!r} is not a finite number'
-        elif kind is float and v <= low: why = f'must be greater than {low:g}, got {s}'
-        elif kind is int and v < low: why = f'must be at least {low}, got {s}'
-        elif high is not None and v > high: why = f'must be at most {high}, got {s}'
-        else: return v
-        raise argparse.ArgumentTypeError(why)
-    return check
-
 # %% ../nbs/09a_cli.ipynb #6a0c2e95
 def parser():
     "The command-line parser of `mnist37`."
     p = _Parser(prog='mnist37', description='Tell 3s from 7s: the fast.ai MNIST basics lesson as a library.')
     sub = p.add_subparsers(dest='command', required=True, metavar='{train,data,bench,student,grade}')
-    epochs = _number(int, 1, 10_000)
-    t = sub.add_parser('train', help="train the lesson's models and print their accuracies")
-    t.add_argument('--model', choices=['all', *MODELS], default='all', metavar='MODEL',
-                   help=f"all (the default): the lesson's four on the 3s and 7s, {', '.join(LESSON)}; or one of them; "
-                        f"or one of the models of all ten digits: {', '.join(m for m in MODELS if m not in LESSON)}")
-    t.add_argument('--epochs', type=epochs, help="epochs (default: the lesson's for each model)")
-    t.add_argument('--lr', type=_number(float, 0.), help="learning rate (default: the lesson's)")
-    t.add_argument('--seed', type=_number(int, 0, 2**32 - 1), default=42, help='random seed, 0 to 2**32-1 (default 42)')
-    t.add_argument('--json', action='store_true', help='print JSON instead of a table')
+    t = train_arguments(sub.add_parser('train', help="train the lesson's models and print their accuracies"))
     d = sub.add_parser('data', help='find or install both data sets (3s and 7s; all ten digits), say what was found')
     b = sub.add_parser('bench', help='measure the speed ratios of the speed notebook')
-    b.add_argument('--epochs', type=epochs, help='epochs per timed training run (default 2; 7 rounds in turns)')
+    b.add_argument('--epochs', type=number_type(int, 1, 10_000), help='epochs per timed run (default 2; 7 rounds in turns)')
     b.add_argument('--out', help='folder for bench.md and bench.png')
+    _student_arguments(sub)
+    from mnist37.grade import grade_arguments
+    grade_arguments(sub.add_parser('grade', help='run every notebook a class handed in, check each exercise again, '
+                                                 'write grades.csv'))
+    return _shared_arguments(p, t, d, b)
+
+# %% ../nbs/09a_cli.ipynb #4117141f
+def _student_arguments(sub):
+    "Add `mnist37 student` and its options to the sub-parsers `sub`."
     c = sub.add_parser('student',
                        help='write student copies of the notebooks: outputs cleared, exercise solutions stubbed')
     c.add_argument('--nbs', default='nbs', help='folder of the lesson notebooks (default nbs)')
@@ -152,9 +121,10 @@ def parser():
                    help='also write into a folder that holds other files (replaces notebooks of the same names)')
     c.add_argument('--colab', metavar='URL-PREFIX', help="point each copy's Colab badge at URL-PREFIX + its name "
                    '(a repository of your copies); default: no badge')
-    from mnist37.grade import grade_arguments
-    grade_arguments(sub.add_parser('grade', help='run every notebook a class handed in, check each exercise again, '
-                                                 'write grades.csv'))
+
+# %% ../nbs/09a_cli.ipynb #b3bb6426
+def _shared_arguments(p, t, d, b):
+    "Add the options that `train`, `data` and `bench` share; return the parser `p`."
     for parsers, flag, text in [
             ((t, d), '--archive', 'a local copy of mnist_sample.tgz to install (or set MNIST37_ARCHIVE)'),
             ((t, d), '--mnist-archive', 'a local copy of mnist_png.tgz, all ten digits (or set MNIST37_MNIST_ARCHIVE)'),
@@ -162,26 +132,13 @@ def parser():
         for s in parsers: s.add_argument(flag, help=text)
     return p
 
+# %% ../nbs/09a_cli.ipynb #c8b68443
 _PATHS = {'archive': ('file', 'give the path of a copy of mnist_sample.tgz'),  # what each path must be, and the advice
           'mnist_archive': ('file', 'give the path of a copy of mnist_png.tgz'),
           'nbs': ('folder', 'give the folder of the lesson notebooks'),
           'out': ('new folder', 'give a folder to write in'),
           'folder': ('folder', 'give the folder of the notebooks handed in')}
 _OWN_OUT = ('grade',)  # commands whose --out is a file they check themselves (grade: never over another file)
-_SWITCHES = ('MNIST37_OFFLINE', 'MNIST37_ALLOW_REPACKED')  # the on/off variables the commands read
-
-def _check(args):
-    "Check every value a person gave, before any work: the device, the switches, each path; raise on a wrong one."
-    from mnist37.device import get_device
-    from mnist37.datasets.layout import env_flag
-    from mnist37.datasets.layout import check_path
-    if hasattr(args, 'device'): args.device = get_device(args.device)
-    for name in _SWITCHES: env_flag(name)
-    for dest, (want, hint) in _PATHS.items():
-        if dest == 'out' and args.command in _OWN_OUT: continue
-        label = '' if dest == 'folder' else '--' + dest.replace('_', '-')
-        if getattr(args, dest, None): check_path(getattr(args, dest), want, label, hint)
-    if getattr(args, 'out', None) and args.command not in _OWN_OUT: _writable_here(args.out)
 
 def _writable_here(folder):
     "Raise unless we can write in `folder`, or (not made yet) in its nearest existing parent: a probe file, removed."
@@ -190,12 +147,23 @@ def _writable_here(folder):
     except OSError as e:
         raise ValueError(f'--out {folder}: cannot write in {there} ({e.strerror or e}); choose another folder') from e
 
+# %% ../nbs/09a_cli.ipynb #7ae8ac2a
+def _check(args):
+    "Check every value a person gave, before any work: the device, the switches, each path; raise on a wrong one."
+    from mnist37.device import get_device
+    from mnist37.datasets.layout import check_path, env_flag
+    if hasattr(args, 'device'): args.device = get_device(args.device)
+    for name in ('MNIST37_OFFLINE', 'MNIST37_ALLOW_REPACKED'): env_flag(name)  # the on/off variables the commands read
+    for dest, (want, hint) in _PATHS.items():
+        if dest == 'out' and args.command in _OWN_OUT: continue
+        label = '' if dest == 'folder' else '--' + dest.replace('_', '-')
+        if getattr(args, dest, None): check_path(getattr(args, dest), want, label, hint)
+    if getattr(args, 'out', None) and args.command not in _OWN_OUT: _writable_here(args.out)
 
 # %% ../nbs/09a_cli.ipynb #10f1070e
 def run(argv=None):
     "Parse `argv` (default: the command line), check every value, run the command and return its result."
-    p = parser()
-    args = p.parse_args(argv)
+    p = parser(); args = p.parse_args(argv)
     sub = p._subparsers._group_actions[0].choices[args.command]  # errors name the sub-command: "mnist37 train: error"
     from mnist37.datasets.layout import DataError
     try: _check(args)  # a wrong value is a wrong call: exit 2
@@ -206,9 +174,13 @@ def run(argv=None):
     commands = {'train': cmd_train, 'data': cmd_data, 'bench': cmd_bench, 'student': cmd_student, 'grade': cmd_grade}
     try: return commands[args.command](args)
     except DataError as e: sys.exit(f'mnist37: {e}')
-    except DivergedError as e:  # training whose numbers blew up: what to change is the learning rate
-        if args.command != 'train': raise
-        sub.error(f"--lr {args.lr or 'as the lesson'}: {e}")
+    except DivergedError as e: _diverged(args, sub, e)
+
+# %% ../nbs/09a_cli.ipynb #06d7117f
+def _diverged(args, sub, e):
+    "Training whose numbers blew up is a wrong --lr for `train`; anywhere else it is a bug, raised as it is."
+    if args.command != 'train': raise e
+    sub.error(f"--lr {args.lr or 'as the lesson'}: {e}")
 
 # %% ../nbs/09a_cli.ipynb #3fcad4b4
 def main(argv=None):

@@ -1,5 +1,5 @@
 "The mnist37 command as a user meets it: help, wrong calls (exit 2), the main job, data and bench."
-import json, os, shutil, subprocess, sys
+import json, os, re, shutil, subprocess, sys
 import pytest
 
 @pytest.fixture(scope='module')
@@ -107,7 +107,76 @@ def test_student_refuses_the_sources_and_others_files_unless_forced(env, tmp_pat
     assert r.returncode == 1 and 'refusing to write student copies' in r.stderr and 'Traceback' not in r.stderr
     (tmp_path/'mine').mkdir(); (tmp_path/'mine'/'notes.txt').write_text('my notes')
     r = cli('student', '--nbs', nbs, '--out', str(tmp_path/'mine'), env=env)
-    assert r.returncode == 1 and 'notes.txt' in r.stderr and '--force' in r.stderr
+    assert r.returncode == 1 and 'notes.txt' in r.stderr and '--force' in r.stderr and 'force=True' not in r.stderr
     r = cli('student', '--nbs', nbs, '--out', str(tmp_path/'mine'), '--force', env=env)
     assert r.returncode == 0 and (tmp_path/'mine'/'notes.txt').read_text() == 'my notes'  # kept, never deleted
     assert len(list((tmp_path/'mine').glob('*.ipynb'))) >= 10
+
+# ---- Rough edges a new user met (issue 21): each of these failed on the command before the fix
+
+def in_process(argv, env, monkeypatch, stdout=None):
+    "Run `mnist37 argv` here with `train_model` replaced by an instant stand-in; return (status, stdout, stderr, trained)."
+    import io, mnist37.cli, mnist37.recipes
+    from mnist37.cli import main
+    for k, v in env.items(): monkeypatch.setenv(k, v)
+    trained = []
+    instant = lambda name, *a, **k: trained.append(name) or 0.9  # a stand-in for the training
+    monkeypatch.setattr(mnist37.recipes, 'train_model', instant)
+    monkeypatch.setattr(mnist37.cli, 'train_model', instant, raising=False)  # where the command looked it up before
+    out, err = stdout or io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, 'stdout', out); monkeypatch.setattr(sys, 'stderr', err)
+    try: main(argv); status = 0
+    except SystemExit as e: status = e.code if isinstance(e.code, int) else 1
+    return status, out.getvalue(), err.getvalue(), trained
+
+def test_the_baselines_show_no_epochs_or_lr(env, monkeypatch):
+    "The table showed epochs 0 and lr 0.0 for the baseline, which trains nothing."
+    status, out, err, _ = in_process(['train'], env, monkeypatch)
+    assert status == 0, err
+    rows = {l.split()[0]: l.split() for l in out.splitlines()[3:7]}
+    assert rows['baseline'][-5:-3] == ['-', '-'], out  # epochs, lr
+    assert rows['linear'][-5:-3] == ['20', '1.0'] and rows['net'][-5:-3] == ['40', '0.1'], out
+    assert 'the baselines train nothing' in out
+
+@pytest.mark.parametrize('argv,lines', [(['train'], 3), (['train', '--json'], 1), (['train', '--model', 'net'], 3)])
+def test_a_reader_that_has_gone_stops_the_training(env, monkeypatch, argv, lines):
+    "`mnist37 train | head -1` trained every model before its one write at the end found the pipe closed."
+    import errno, io
+    class Gone(io.StringIO):  # the reader leaves after `lines` lines, as `| head -n` does
+        def write(self, s):
+            if s and self.getvalue().count('\n') >= lines: raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+            return super().write(s)
+    status, out, err, trained = in_process(argv, env, monkeypatch, Gone())
+    assert trained == argv[2:] or trained == ['baseline'], trained  # stopped at the first row it could not write
+    assert status == 1 and err == '', (status, err)  # quietly, as for any closed pipe
+
+def test_train_prints_each_row_as_soon_as_it_is_trained(env, monkeypatch):
+    "What the reader has seen when the second model starts: the first model's row, already."
+    import io, mnist37.cli, mnist37.recipes
+    seen = io.StringIO()
+    def instant(name, *a, **k):
+        seen.write(f'--- {name} starts after: ' + (sys.stdout.getvalue().splitlines() or [''])[-1] + '\n'); return 0.9
+    for k, v in env.items(): monkeypatch.setenv(k, v)
+    monkeypatch.setattr(mnist37.recipes, 'train_model', instant)
+    monkeypatch.setattr(mnist37.cli, 'train_model', instant, raising=False)  # where the command looked it up before
+    monkeypatch.setattr(sys, 'stdout', io.StringIO())
+    from mnist37.cli import main
+    main(['train', '--json'])
+    out = sys.stdout.getvalue()
+    assert [l.split(': ', 1)[1].strip() for l in seen.getvalue().splitlines()] == ['[', '},', '},', '},'], seen.getvalue()
+    assert json.loads(out) == json.loads(json.dumps(json.loads(out), indent=1))  # the JSON is still whole and valid
+    assert len(json.loads(out)) == 4
+
+def test_the_student_refusal_names_the_commands_switch(tmp_path, env, monkeypatch):
+    "It said 'use --force (force=True)': the Python spelling, which a person at the shell cannot use."
+    (tmp_path/'mine').mkdir(); (tmp_path/'mine'/'notes.txt').write_text('my notes')
+    nbs = os.path.join(os.path.dirname(__file__), '..', 'nbs')
+    status, out, err, _ = in_process(['student', '--nbs', nbs, '--out', str(tmp_path/'mine')], env, monkeypatch)
+    assert status == 1 and 'notes.txt' in err and 'or use --force to replace' in err and 'force=True' not in err, err
+    assert (tmp_path/'mine'/'notes.txt').read_text() == 'my notes' and not list((tmp_path/'mine').glob('*.ipynb'))
+
+def test_train_help_says_what_all_leaves_out(env, monkeypatch):
+    status, out, err, _ = in_process(['train', '--help'], env, monkeypatch)
+    text = re.sub(r'(?<=\w-) ', '', ' '.join(out.split()))  # argparse may wrap a line after a hyphen
+    assert status == 0 and "all (the default) trains the lesson's four on the 3s and 7s" in text, text
+    assert 'which all leaves out: digits-baseline, digits-linear, digits' in text, text

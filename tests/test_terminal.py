@@ -33,7 +33,11 @@ def test_train_all_draws_bars_then_the_table(env):
     bars = BAR.findall(out)
     assert {name for _, name in bars} == {'linear', 'optim', 'net'}, out[-2000:]  # one bar per trained model
     assert ('2', 'net') in bars and '100.00% [2/2' in out  # each bar runs to its end
-    assert out.index('[2/2') < out.index('accuracy')  # the bars come first, then the table
+    # the table's header first, then each model's bar, then its row: a row is printed as soon as its model is trained
+    at = [out.index('accuracy'), re.search(r'[\r\n]baseline +pixel', out).start()]
+    for name, what in [('linear', 'linear model'), ('optim', 'nn.Linear'), ('net', 'simple_net')]:
+        at += [out.index(f' {name}]'), re.search(rf'[\r\n]{name} +{what}', out).start()]
+    assert at == sorted(at), at
     accs = table_rows(out)
     assert list(accs) == ['baseline', 'linear', 'optim', 'net'] and all(0.5 < a <= 1 for a in accs.values()), accs
     assert "lesson: this lesson's own figure" in visible(out)[-2], out[-500:]
@@ -49,7 +53,7 @@ def test_train_all_ten_digits(env):
     out, status = screen('train', '--model', 'digits', '--epochs', '2', env=env)
     assert status == 0 and 'Traceback' not in out, out
     assert re.search(r'\|█{10,}\| 100\.00% \[2/2 [\d:]+<[\d:]+\.\.\. valid_loss [\d.]+ accuracy [\d.]+\]', out), out
-    assert out.index('[2/2') < out.index('accuracy  lesson')
+    assert out.index('accuracy  lesson') < out.index('[2/2') < re.search(r'[\r\n]digits +net', out).start()
     accs = table_rows(out)
     assert list(accs) == ['digits'] and accs['digits'] > 0.5, accs
 
