@@ -42,6 +42,7 @@ def _pair(a, b):
         raise ValueError(f"shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast: lined up from the right, "
                          "each pair of sizes must be equal, or one of them 1") from None
 
+# %% ../nbs/01_pixel_similarity.ipynb #h1pair03
 def mnist_distance(a, b):
     "Mean absolute difference over the last two axes: one number per image of a stack."
     _pair(a, b)
