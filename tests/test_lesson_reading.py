@@ -1,11 +1,12 @@
-"""What a student reads in 00, 00a, 02, 05, 05a and 06: few visible checks, one name for folded answers, short exported
+"""What a student reads in every lesson notebook (the ones a student copy is made of): few visible checks, one name for folded answers, short exported
 cells, no unexplained NaN in a table, and an exercises intro that survives the student copy (issue 19)."""
 import json, re
 from pathlib import Path
 import pytest
 
 NBS = Path(__file__).parent.parent/'nbs'
-MINE = ['00_data', '00a_device', '02_sgd', '05_neural_net', '05a_review', '06_questionnaire']
+from mnist37.student import STUDENT_NOTEBOOKS
+MINE = list(STUDENT_NOTEBOOKS)
 MOSTLY_CHECKS = {'05a_review': 0}   # the most visible mostly-check cells a notebook may have; 4 where not named
 
 def cells(name): return json.loads((NBS/f'{name}.ipynb').read_text())['cells']
@@ -44,10 +45,16 @@ def test_the_results_table_of_05_shows_no_nan():
     text = ''.join(''.join(o.get('data', {}).get('text/plain', [])) for o in table['outputs'])
     assert 'pixel similarity' in text and 'NaN' not in text and not re.search(r'pixel similarity\s+0\s+1568\s+0\b', text), text
 
-def test_the_exercises_intro_of_00_survives_the_student_copy(tmp_path):
-    "The copier drops sentences for instructors: the intro under '## Exercises' must still say how the exercises work."
+WITH_EXERCISES = [n for n in MINE if any(src(c).startswith('## Exercise') for c in cells(n))]
+
+@pytest.mark.parametrize('name', WITH_EXERCISES)
+def test_the_exercises_intro_survives_the_student_copy(name, tmp_path):
+    "The copier drops sentences for instructors: the intro under '## Exercises' (10: '## Exercise') must still say how the exercises work."
     from mnist37.student import student_copy
-    out = student_copy(NBS/'00_data.ipynb', tmp_path)
-    md = next(src(c) for c in json.loads(out.read_text())['cells'] if src(c).startswith('## Exercises'))
-    intro = md.split('**1.**')[0].replace('## Exercises', '').strip()
+    out = student_copy(NBS/f'{name}.ipynb', tmp_path)
+    md = next(src(c) for c in json.loads(out.read_text())['cells'] if src(c).startswith('## Exercise'))
+    intro = md.split('**1.**')[0].replace('## Exercises', '').replace('## Exercise', '').strip()
     assert len(intro.split()) >= 20 and 'check' in intro, repr(intro)
+
+def test_most_lesson_notebooks_have_exercises():
+    assert len(WITH_EXERCISES) >= 8, WITH_EXERCISES
