@@ -31,13 +31,11 @@ def _theirs(dest: Path, layout: Layout, new: Path | None = None) -> list:
             if os.path.islink(os.path.join(top, f)) or not ours or gone: found.append(rel(f))
     return sorted(found)
 
+# %% ../../nbs/12a_datasets.install.ipynb #bd0de0df
 def _refuse(dest: Path, theirs: list):
     more = f' and {len(theirs) - 3} more' if len(theirs) > 3 else ''
     raise DataError(f"{dest} is incomplete and holds files mnist37 did not write ({', '.join(theirs[:3])}{more});"
                     " move it away and try again")
-
-# %% ../../nbs/12a_datasets.install.ipynb #bd0de0df
-_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
 def _check_dest(dest: Path, layout: Layout):
     "Refuse to build `layout` at `dest` if what is there is not an incomplete copy of ours: a link, a file, theirs."
@@ -48,6 +46,17 @@ def _check_dest(dest: Path, layout: Layout):
         raise DataError(f"{dest} is {what_is(dest)} where the folder of {layout.title} goes; move it away, try again")
     if dest.is_dir() and (theirs := _theirs(dest, layout)): _refuse(dest, theirs)
 
+# %% ../../nbs/12a_datasets.install.ipynb #d4a7e007
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+
+def _replace(dest: Path, layout: Layout, new: Path):
+    "Put the `new` copy where `dest` is; an incomplete copy there goes only if all it holds is written again in `new`."
+    if dest.exists():
+        if theirs := _theirs(dest, layout, new): _refuse(dest, theirs)
+        shutil.rmtree(dest)
+    new.rename(dest)
+
+# %% ../../nbs/12a_datasets.install.ipynb #d4a7e008
 @contextmanager
 def _building(dest: Path, layout: Layout):
     "A temporary path beside `dest` that becomes `dest` if the block ends and `dest` holds nothing of anyone else."
@@ -56,16 +65,14 @@ def _building(dest: Path, layout: Layout):
     tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.tmp-', dir=dest.parent))
     try:
         yield tmp/dest.name
-        if dest.exists():  # an incomplete copy: replaced only if all it holds is written again in the new one
-            if theirs := _theirs(dest, layout, tmp/dest.name): _refuse(dest, theirs)
-            shutil.rmtree(dest)
-        (tmp/dest.name).rename(dest)
+        _replace(dest, layout, tmp/dest.name)
     except OSError as e:
         if e.errno not in _WRITE_ERRORS: raise
         raise DataError(f"cannot write to {dest.parent} ({e.strerror}); free some space there,"
                         " or set FASTAI_HOME to another folder") from e
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
+# %% ../../nbs/12a_datasets.install.ipynb #d4a7e009
 def build_folder(layout: Layout, write, root=None) -> Path:
     "`layout`'s folder under `root`: unless complete already, `write(out)` fills it, taking turns, all or nothing."
     root = Path(root or data_root()); dest = root/layout.name
@@ -89,37 +96,48 @@ class _Bounded(tarfile.TarInfo):
                              f" declares {self.size:,} bytes, more than the {MAX_META:,} a header may hold")
         return super()._proc_member(tf)
 
+# %% ../../nbs/12a_datasets.install.ipynb #d4a7e00a
+def _refuse_entry(archive: Path, m, why): raise DataError(f"{archive}: its entry {m.name!r} {why}; refusing to extract it")
+
+def _place(m: tarfile.TarInfo, archive: Path, layout: Layout, seen: dict, folders: set) -> str:
+    "Check where an entry goes: inside `layout`'s top folder, no link, no clash with the entries before; its name."
+    top, parts = layout.name, PurePosixPath(m.name).parts
+    plain = m.type in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE)
+    if not plain or m.name.startswith('/') or '..' in parts or parts[:1] != (top,):
+        raise DataError(f"{archive} has entries outside {top}/ or links ({[m.name]}); refusing to extract it")
+    name, kind, other = '/'.join(parts), *(('folder', 'file') if m.isdir() else ('file', 'folder'))
+    if seen.get(name, kind) != kind or kind == 'file' and name in folders:
+        _refuse_entry(archive, m, f'is a {kind} where {layout.title} has a {other}')
+    if name in seen and kind == 'file': _refuse_entry(archive, m, 'appears twice')
+    seen[name] = kind
+    if kind == 'folder' and name not in folders: _refuse_entry(archive, m, f'is not a folder of {layout.title}')
+    return name
+
+# %% ../../nbs/12a_datasets.install.ipynb #d4a7e00b
+def _file(m: tarfile.TarInfo, archive: Path, layout: Layout) -> tuple:
+    "(folder, whether a PNG) of a file entry, refused unless it is one of `layout`'s files, within its size bound."
+    name = '/'.join(PurePosixPath(m.name).parts)[len(layout.name) + 1:]
+    folder, png = name.rpartition('/')[0], name.endswith('.png')
+    if not (png and folder in layout.counts or name in layout.files):
+        _refuse_entry(archive, m, f'is not a file of {layout.title}')
+    if m.size > (bound := layout.max_png if png else layout.max_file):
+        _refuse_entry(archive, m, f'is {m.size:,} bytes, more than the {bound:,} allowed')
+    return folder, png
+
 # %% ../../nbs/12a_datasets.install.ipynb #7b33a6d0
 def _members(tf: tarfile.TarFile, archive: Path, layout: Layout) -> list:
     "The archive's entries, each checked as it is read: only `layout`'s folders and files, within bounds, no clashes."
     top, seen, total, n = layout.name, {}, 0, dict.fromkeys(layout.counts, 0)
     folders = {top} | {f'{top}/{f}' for f in layout.folders()}
-    def refuse(m, why): raise DataError(f"{archive}: its entry {m.name!r} {why}; refusing to extract it")
     for m in tf:
-        parts = PurePosixPath(m.name).parts
-        plain = m.type in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE)
-        if not plain or m.name.startswith('/') or '..' in parts or parts[:1] != (top,):
-            raise DataError(f"{archive} has entries outside {top}/ or links ({[m.name]}); refusing to extract it")
-        name, kind, other = '/'.join(parts), *(('folder', 'file') if m.isdir() else ('file', 'folder'))
-        if seen.get(name, kind) != kind or kind == 'file' and name in folders:
-            refuse(m, f'is a {kind} where {layout.title} has a {other}')
-        if name in seen and kind == 'file': refuse(m, 'appears twice')
-        seen[name] = kind
-        folder, png = name.rpartition('/')[0][len(top) + 1:], name.endswith('.png')
-        if kind == 'folder':
-            if name not in folders: refuse(m, f'is not a folder of {layout.title}')
-            continue
-        if not (png and folder in layout.counts or name[len(top) + 1:] in layout.files):
-            refuse(m, f'is not a file of {layout.title}')
-        if m.size > (bound := layout.max_png if png else layout.max_file):
-            refuse(m, f'is {m.size:,} bytes, more than the {bound:,} allowed')
-        total += m.size
-        if total > layout.max_bytes():
-            refuse(m, f'brings the total to more than the {layout.max_bytes():,} bytes {layout.title} holds')
+        if seen[_place(m, archive, layout, seen, folders)] == 'folder': continue
+        folder, png = _file(m, archive, layout)
+        if (total := total + m.size) > (most := layout.max_bytes()):
+            _refuse_entry(archive, m, f'brings the total to more than the {most:,} bytes {layout.title} holds')
         if png:
             n[folder] += 1
             if n[folder] > layout.counts[folder]:
-                refuse(m, f'is one PNG more than the {layout.counts[folder]} of {folder}')
+                _refuse_entry(archive, m, f'is one PNG more than the {layout.counts[folder]} of {folder}')
     if n != layout.counts or [f for f in layout.files if f'{top}/{f}' not in seen]: _not_it(archive, layout, n)
     return tf.getmembers()
 
@@ -140,6 +158,7 @@ def _extract(archive: Path, layout: Layout, out: Path):
                         f" copy it again ({layout.checksum})") from e
     if not is_complete(out, layout.counts, layout.files): _not_it(archive, layout, count_pngs(out, layout.counts))
 
+# %% ../../nbs/12a_datasets.install.ipynb #d4a7e002
 def _sha256(fn: Path) -> str:
     h = hashlib.sha256()
     with open(fn, 'rb') as f:
@@ -165,8 +184,7 @@ def _write_fallback(out: Path):
     for digit in (3, 7):
         for i, img in enumerate(x[y == digit].reshape(-1, 28, 28).astype(np.uint8)):
             name = f"{'train' if i < FALLBACK_COUNTS[f'train/{digit}'] else 'valid'}/{digit}/{i}.png"
-            (out/name).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(img).save(out/name)
+            (out/name).parent.mkdir(parents=True, exist_ok=True); Image.fromarray(img).save(out/name)
             rows.append(f'{name},{int(digit == 7)}')
     (out/'labels.csv').write_text('\n'.join(rows) + '\n')
 

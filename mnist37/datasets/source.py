@@ -27,6 +27,15 @@ _all_ = ['EXPECTED', 'env_flag', 'FALLBACK_COUNTS', 'FALLBACK_NAME', 'ARCHIVE_SH
          'what_is', 'build_folder', 'install_archive', 'build_fallback', 'MAX_META']
 # (what `from mnist37.datasets.source import *` hands on from the layers below)
 
+# %% ../../nbs/12b_datasets.source.ipynb #c4d9d3a1
+def _tally(n: dict) -> str:
+    "'6131+6265 training, 1010+1028 validation' from PNG counts by folder: a count per class if two, else the total."
+    splits = {}
+    for folder, k in n.items(): splits.setdefault(folder.split('/')[0], []).append(k)
+    said = ['+'.join(map(str, ks)) if len(ks) <= 2 else str(sum(ks)) for ks in splits.values()]
+    words = ['training', 'validation'] + list(splits)[2:]  # a third split, if any, by its folder's name
+    return ', '.join(f'{s} {w}' for s, w in zip(said, words))
+
 # %% ../../nbs/12b_datasets.source.ipynb #315d616a
 @dataclass
 class Sample:
@@ -39,19 +48,21 @@ class Sample:
         what = f'the full {self.layout.title}' if self.full else f'the OFFLINE FALLBACK ({self.layout.stand_in})'
         return f'{what} from {self.source}: {_tally(count_pngs(self.path, self.layout.counts))} images in {self.path}'
 
-def _tally(n: dict) -> str:
-    "'6131+6265 training, 1010+1028 validation' from PNG counts by folder: a count per class if two, else the total."
-    splits = {}
-    for folder, k in n.items(): splits.setdefault(folder.split('/')[0], []).append(k)
-    said = ['+'.join(map(str, ks)) if len(ks) <= 2 else str(sum(ks)) for ks in splits.values()]
-    words = ['training', 'validation'] + list(splits)[2:]  # a third split, if any, by its folder's name
-    return ', '.join(f'{s} {w}' for s, w in zip(said, words))
-
+# %% ../../nbs/12b_datasets.source.ipynb #e4c46ebe
 def _online(host='s3.amazonaws.com') -> bool:
     "True when the server that hosts fast.ai's data sets answers (and `MNIST37_OFFLINE` is not set)."
     if env_flag('MNIST37_OFFLINE'): return False
     try: socket.create_connection((host, 443), timeout=3).close(); return True
     except OSError: return False
+
+def _download(layout: Layout) -> Path | None:
+    "`layout`'s folder from fastai's `untar_data` when the server answers and the copy arrives complete, else None."
+    if not _online(): return None
+    from fastai.data.external import untar_data, URLs
+    try:
+        got = untar_data(getattr(URLs, layout.url))
+        if is_complete(got, layout.counts, layout.files): return got
+    except Exception as e: print(f'download failed ({e}); using the offline fallback')
 
 # %% ../../nbs/12b_datasets.source.ipynb #07160def
 def find_data(layout: Layout, archive=None, env='MNIST37_ARCHIVE', fallback=build_fallback) -> tuple:
@@ -65,14 +76,10 @@ def find_data(layout: Layout, archive=None, env='MNIST37_ARCHIVE', fallback=buil
     if archive:
         check_path(archive, 'file', label, f'give the path of a copy of {layout.name}.tgz')
         return install_archive(archive, root, layout), 'archive', True
-    if _online():
-        from fastai.data.external import untar_data, URLs
-        try:
-            got = untar_data(getattr(URLs, layout.url))
-            if is_complete(got, layout.counts, layout.files): return got, 'download', True
-        except Exception as e: print(f'download failed ({e}); using the offline fallback')
+    if (got := _download(layout)) is not None: return got, 'download', True
     return fallback(root), 'fallback', False
 
+# %% ../../nbs/12b_datasets.source.ipynb #5b1e0a12
 def find_mnist_sample(archive=None) -> Sample:
     "The MNIST_SAMPLE folder from the first source that has it: cache, `archive`/`MNIST37_ARCHIVE`, download, fallback."
     return Sample(*find_data(MNIST_SAMPLE, archive, 'MNIST37_ARCHIVE', build_fallback), MNIST_SAMPLE)
@@ -91,6 +98,7 @@ def _read_png(fn: Path) -> torch.Tensor:
         raise DataError(f"{fn} is not a readable PNG ({e}); it may be truncated or not an image:"
                         " remove or replace it") from e
 
+# %% ../../nbs/12b_datasets.source.ipynb #c9526872
 def _png_files(folder: Path) -> list:
     "(name, size, mtime_ns) of each PNG file in `folder`, sorted by name (as `ls().sorted()`), from one directory scan."
     with os.scandir(folder) as it:
@@ -102,6 +110,14 @@ def _cache_file(folder: Path, files: list) -> Path:
     h = hashlib.sha1(f'{folder.resolve()}:{folder.stat().st_ino}'.encode())
     for name, size, mtime in files: h.update(f'/{name}:{size}:{mtime}'.encode())
     return data_root()/'mnist37_cache'/f'{h.hexdigest()}.pt'
+
+# %% ../../nbs/12b_datasets.source.ipynb #555c2ce1
+def _save_cache(stack: torch.Tensor, cached: Path):
+    "Write `stack` to the cache file `cached` through a temporary file; a folder we may not write to gets no cache."
+    try:
+        tmp = _writable(cached.parent)/f'.{cached.name}.{os.getpid()}.tmp'
+        torch.save(stack, tmp); tmp.replace(cached)
+    except (DataError, OSError): pass  # a read-only data folder: no cache, just slower
 
 # %% ../../nbs/12b_datasets.source.ipynb #78c17ddc
 def read_pngs(folder, cache=True) -> torch.Tensor:
@@ -115,9 +131,5 @@ def read_pngs(folder, cache=True) -> torch.Tensor:
         except Exception: t = None  # unreadable cache file: decode again and replace it
         if isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.shape == (len(files), 28, 28): return t
     stack = torch.stack([_read_png(folder/name) for name, *_ in files])
-    if cached is not None:
-        try:
-            tmp = _writable(cached.parent)/f'.{cached.name}.{os.getpid()}.tmp'
-            torch.save(stack, tmp); tmp.replace(cached)
-        except (DataError, OSError): pass  # a read-only data folder: no cache, just slower
+    if cached is not None: _save_cache(stack, cached)
     return stack
