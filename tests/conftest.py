@@ -34,6 +34,7 @@ SLOW = {
     ('test_digits.py', 'test_fallback_is_stratified_seeded_and_announced'): "builds the ten-digit fallback",
     ('test_data.py', 'test_unwritable_cache_folder_says_what_to_do'): 'a fresh process in a mount namespace',
     ('test_data.py', 'test_real_archive_gives_the_lessons_counts'): "installs the real MNIST_SAMPLE (14,000 files)",
+    ('test_ci.py', 'test_costly_module_fixtures_are_built_once_per_run'): 'pytest with two workers in a fresh process',
 }  # and every hypothesis test (a property suite draws up to hundreds of examples)
 # Every test that uses one of these fixtures: fake_archive, fake_mnist_archive and bomb build or install a full-size
 # archive (14,000 or 70,000 files); env (tests/test_cli.py's, also used by test_reliability.py and test_terminal.py)
@@ -57,11 +58,39 @@ def modules_used(path: Path) -> frozenset:
         elif isinstance(n, ast.Import): names |= {a.name.split('.')[1] for a in n.names if a.name.startswith('mnist37.')}
     return frozenset(names)
 
+# ---- how the whole suite is spread over pytest-xdist's workers (`-n auto`)
+# A module-scoped fixture is built once in every worker that runs a test using it. These are costly enough that every
+# test of a file where a test takes one of them goes to a single worker: graded grades a class in real kernels (about
+# 15 notebooks and a copy that hangs until the 120 s limit), env builds the fallback in a fresh process. With `-n 2`
+# each used to be built twice. (xdist's own `--dist loadgroup` does not group under pytest 9: it renames node ids.)
+ONE_WORKER = {'graded', 'env'}
+
+@functools.cache
+def one_worker_files(folder: Path = Path(__file__).parent) -> frozenset:
+    "The test files in `folder` with a test function that takes one of the ONE_WORKER fixtures."
+    def takes(f):
+        return any(isinstance(n, ast.FunctionDef) and n.name.startswith('test_') and ONE_WORKER & {a.arg for a in n.args.args}
+                   for n in ast.walk(ast.parse(f.read_text())))
+    return frozenset(f.name for f in sorted(folder.glob('test_*.py')) if takes(f))
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook; without workers it is never called
+def pytest_xdist_make_scheduler(config, log):
+    "xdist's load scheduling, test by test, except that each of one_worker_files() goes whole to one worker."
+    if config.getvalue('dist') != 'load': return None   # a --dist given by hand is kept
+    from xdist.scheduler import LoadScopeScheduling
+    files = one_worker_files()
+    class OneWorkerPerFile(LoadScopeScheduling):       # it hands out the biggest units first, then the rest in order
+        def _split_scope(self, nodeid): return nodeid.split('::')[0] if Path(nodeid.split('::')[0]).name in files else nodeid
+    return OneWorkerPerFile(config, log)
+
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -m and -k selection read the marks and keywords
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if is_slow(item): item.add_marker(pytest.mark.slow)
         item.extra_keyword_matches.update(modules_used(Path(str(item.fspath))))
+    # Slow tests first, the many fast ones (seconds in all) last: xdist hands tests out in this order as workers free up,
+    # so the fast ones fill the gaps at the end instead of one worker finishing a long notebook run alone.
+    items.sort(key=lambda item: not item.get_closest_marker('slow'))
 
 SHARED_ARCHIVE = Path(__file__).resolve().parents[1].parent/'shared'/'data'/'mnist_sample.tgz'
 

@@ -30,3 +30,16 @@ def test_the_kernel_run_runs_slow_cells_and_sees_errors_and_stderr(tmp_path):
     assert run('#| slow\nraise RuntimeError("the slow cell ran")')[0].endswith('RuntimeError: the slow cell ran')
     assert 'wrote to stderr: careful' in run('import sys; print("careful", file=sys.stderr)')[0]
     assert 'UserWarning: odd' in run('import warnings; warnings.warn("odd")')[0]
+
+def test_the_lesson_is_the_sidebars_student_sections(tmp_path):
+    "`kernel.py --lesson` (Colab's run): the notebooks a student works through, no instructor's tool, none missing."
+    import json, re
+    from kernel import lesson_notebooks, NBS
+    lesson = lesson_notebooks()
+    assert {p.name for p in lesson} >= {'00_data.ipynb', '05_neural_net.ipynb', '10_learner.ipynb', '11_all_digits.ipynb'}
+    assert all(p.exists() for p in lesson), [p for p in lesson if not p.exists()]
+    exports = lambda p: re.findall(r'#\| default_exp (\S+)', '\n'.join(''.join(c['source']) for c in json.loads(p.read_text())['cells']))
+    tools = {p.name: m for p in lesson for m in exports(p) if m.split('.')[0] in ('checks', 'datasets', 'grade', 'student', 'cli')}
+    assert not tools, f'instructors\' tools in the lesson: {tools}'
+    (tmp_path/'sidebar.yml').write_text((NBS/'sidebar.yml').read_text().replace('section: The lesson', 'section: Lesson one'))
+    with pytest.raises(ValueError, match=r"sidebar\.yml has no section 'The lesson'"): lesson_notebooks(tmp_path)

@@ -1,7 +1,7 @@
 """Run notebooks in a real Jupyter kernel (ipykernel, through nbclient: what Jupyter, VS Code, Colab and
 `jupyter nbconvert --execute` use), not in nbdev_test's in-process shell. Every cell runs, `#| slow` ones too.
 
-    python tools/kernel.py [--data fallback|full] [--jobs N] [NOTEBOOK ...]   # default: every notebook in nbs/
+    python tools/kernel.py [--data fallback|full] [--jobs N] [--lesson] [NOTEBOOK ...]   # default: every notebook in nbs/
 
 prints one line per notebook (its time, or its first error) and exits 1 if any failed. A tool, not a test:
 tests/test_kernel.py uses `run_notebook` from pytest (tests/pytest.ini puts tools/ on the path); .ci/colab runs this
@@ -16,6 +16,19 @@ TIMEOUT = 600  # seconds per cell
 def notebooks(folder=NBS):
     "Every notebook of the site, in name order."
     return sorted(p for p in Path(folder).glob('*.ipynb') if not p.name.startswith('_'))
+
+# The sidebar's sections a student works through (on Colab too): the rest of the site is for instructors.
+LESSON_SECTIONS = ('The lesson', 'Going further')
+
+def lesson_notebooks(folder=NBS) -> list:
+    "The notebooks of the sidebar's LESSON_SECTIONS (nbs/sidebar.yml), in the sidebar's order."
+    import yaml
+    items = yaml.safe_load((Path(folder)/'sidebar.yml').read_text())['website']['sidebar']['contents']
+    sections = {it['section']: it.get('contents', []) for it in items if isinstance(it, dict) and 'section' in it}
+    missing = [s for s in LESSON_SECTIONS if not sections.get(s)]
+    if missing: raise ValueError(f"{Path(folder)/'sidebar.yml'} has no section {' or '.join(map(repr, missing))} with notebooks in it: "
+                                 f"rename LESSON_SECTIONS in {Path(__file__).name} to the sections a student works through")
+    return [Path(folder)/n for s in LESSON_SECTIONS for n in sections[s]]
 
 def data_env(data: str, home: str|None = None) -> dict:
     "The environment for a kernel on `data`: 'fallback' (offline, empty fastai home) or 'full' (as the caller has it)."
@@ -59,8 +72,9 @@ def main(argv=None):
     p.add_argument('notebooks', nargs='*', type=Path)
     p.add_argument('--data', choices=['fallback', 'full'], default='full')
     p.add_argument('--jobs', type=int, default=2)
+    p.add_argument('--lesson', action='store_true', help=f"only the notebooks a student works through: the sidebar's sections {' and '.join(map(repr, LESSON_SECTIONS))}")
     a = p.parse_args(argv)
-    nbs = a.notebooks or notebooks()
+    nbs = a.notebooks or (lesson_notebooks() if a.lesson else notebooks())
     home = tempfile.mkdtemp(prefix='mnist37-fallback-') if a.data == 'fallback' else None
     env = data_env(a.data, home)
     failed = 0

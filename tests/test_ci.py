@@ -1,0 +1,54 @@
+"How CI runs the suite (.ci/run, tests/conftest.py): what it does to save time must not lose a test or leave a process."
+import subprocess, sys, textwrap, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def test_costly_module_fixtures_are_built_once_per_run(tmp_path):
+    "With two xdist workers, a module fixture in ONE_WORKER is built once (xdist's load scheduling built it in each)."
+    (tmp_path/'conftest.py').write_text((ROOT/'tests'/'conftest.py').read_text())
+    (tmp_path/'pytest.ini').write_text('[pytest]\n')
+    (tmp_path/'test_x.py').write_text(textwrap.dedent(f'''
+        import pytest
+        @pytest.fixture(scope='module')
+        def graded():
+            with open({str(tmp_path/'built')!r}, 'a') as f: f.write('x')
+        @pytest.mark.parametrize('i', range(8))
+        def test_uses(graded, i): pass
+        @pytest.mark.parametrize('i', range(8))
+        def test_other(i): pass
+        '''))
+    r = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-n', '2', '-p', 'no:cacheprovider', str(tmp_path)],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert '16 passed' in r.stdout, r.stdout + r.stderr
+    assert (tmp_path/'built').read_text() == 'x'
+
+def background_build_lines():
+    "The lines of .ci/run that start .ci/colab-venv in the background, and those that wait for it."
+    lines = (ROOT/'.ci'/'run').read_text().splitlines()
+    start = next(i for i, l in enumerate(lines) if 'colab-venv' in l and l.rstrip().endswith('colab_build=$!'))
+    wait = next(i for i, l in enumerate(lines) if l.startswith('build=0; wait'))
+    return lines[start - 1:start + 2], lines[wait:wait + 4]
+
+def run_ci(tmp_path, tests_fail: bool, build_s: int):
+    "The background build of .ci/run around a test step that passes or fails; .ci/colab-venv replaced by a fake."
+    (tmp_path/'.ci').mkdir(exist_ok=True)
+    (tmp_path/'.ci'/'colab-venv').write_text(f'echo building; sleep {build_s} & echo $! > {tmp_path}/sleeper; wait; echo built\n')
+    start, wait = background_build_lines()
+    tests = 'sleep 1; false' if tests_fail else 'sleep 1'
+    script = '\n'.join(['set -euo pipefail', f'cd {tmp_path}', *start, tests, *wait, 'echo colab'])
+    return subprocess.run(['bash', '-c', script], capture_output=True, text=True, timeout=120)
+
+def test_colabs_venv_builds_beside_the_tests_and_is_waited_for(tmp_path):
+    r = run_ci(tmp_path, tests_fail=False, build_s=3)
+    assert r.returncode == 0 and r.stdout.split() == ['building', 'built', 'colab'], r.stdout + r.stderr
+
+def test_a_failing_ci_stops_colabs_venv_build(tmp_path):
+    r = run_ci(tmp_path, tests_fail=True, build_s=60)
+    assert r.returncode != 0 and 'colab' not in r.stdout, r.stdout
+    stat = Path(f"/proc/{int((tmp_path/'sleeper').read_text())}/stat")
+    running = lambda: stat.exists() and stat.read_text().rsplit(')', 1)[1].split()[0] != 'Z'   # a zombie has ended
+    for _ in range(50):
+        if not running(): break
+        time.sleep(0.1)
+    assert not running(), 'the background build went on after CI stopped'
