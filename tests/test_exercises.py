@@ -269,6 +269,12 @@ def test_value_feedback(name, answer, ok, words):
         assert not any(str(v if isinstance(v, str) else tuple(v)) in fb.message for v in right.values()), fb
         assert '-3.5' not in fb.message and '2.' not in fb.message, fb
 
+def test_grad_twice_hint_is_about_grad_not_images():
+    "A wrong answer to grad_twice with no known mistake gets a hint about .grad, not no_sigmoid_loss's 'image by image'."
+    fb = check('grad_twice', 4)
+    assert not fb.ok and 'image' not in fb.message and '.grad' in fb.message, fb
+    assert 'image by image' in check('no_sigmoid_loss', 7).message   # the other exercise keeps its hint
+
 def test_feedback_never_shows_code_of_a_solution():
     answers = ['.sqrt() <', '.min(-1).values <', '.view(len(x), 1, 28, 28)', 'mom*velocity + params.grad', 'self.wd*p', 'nn.Sequential(nn.Linear', '(f(x + ', 'torch.stack(ts).float()/255']
     for name, fn, ok, _ in FN_CASES:

@@ -21,12 +21,12 @@ def _as_number(x):
 
 def _near(x, y): return abs(x - y) < 1e-3*max(1, abs(y))
 
-def _check_value(answer, right, known, what):
-    "Compare a predicted number with the `right` one; name the mistake behind a `known` wrong one."
+def _check_value(answer, right, known, what, other='work it out image by image, then average'):
+    "Compare a predicted number with the `right` one; name the mistake behind a `known` wrong one, `other` hints at the rest."
     x = _as_number(answer)
     if x is None: return Feedback(False, f'give your prediction as a number, such as 0.25, not {answer!r:.40}')
     if _near(x, right): return Feedback(True, f'{what}.')
-    return Feedback(False, diagnose(x, known, _near) or f'not {x:g}: work it out image by image, then average')
+    return Feedback(False, diagnose(x, known, _near) or f'not {x:g}: {other}')
 
 # %% ../../nbs/08d_checks.linear.ipynb #0291aa81
 def _check_no_sigmoid(answer):
@@ -47,7 +47,8 @@ def _check_grad_twice(answer):
     known = [(1., 'backward() does not replace .grad, it adds the new gradient to what is there'),
              (0., 'the gradients are not cleared by a second backward(): they add up')]
     return _check_value(answer, 2., known, 'backward() adds into .grad, '
-                                           'which is why the training loop zeroes the gradients after each step')
+                                           'which is why the training loop zeroes the gradients after each step',
+                        other='what does a second backward() do to the gradient already in .grad?')
 
 # %% ../../nbs/08d_checks.linear.ipynb #9168b746
 CHECKS = {'no_sigmoid_loss': Exercise(_check_no_sigmoid, 'value'), 'grad_twice': Exercise(_check_grad_twice, 'value')}
