@@ -115,14 +115,13 @@ def test_student_refuses_the_sources_and_others_files_unless_forced(env, tmp_pat
 # ---- Rough edges a new user met (issue 21): each of these failed on the command before the fix
 
 def in_process(argv, env, monkeypatch, stdout=None):
-    "Run `mnist37 argv` here with `train_model` replaced by an instant stand-in; return (status, stdout, stderr, trained)."
+    "Run `mnist37 argv` here with `train_recipe` replaced by an instant stand-in; return (status, stdout, stderr, trained)."
     import io, mnist37.cli, mnist37.recipes
     from mnist37.cli import main
     for k, v in env.items(): monkeypatch.setenv(k, v)
     trained = []
     instant = lambda name, *a, **k: trained.append(name) or 0.9  # a stand-in for the training
-    monkeypatch.setattr(mnist37.recipes, 'train_model', instant)
-    monkeypatch.setattr(mnist37.cli, 'train_model', instant, raising=False)  # where the command looked it up before
+    monkeypatch.setattr(mnist37.recipes, 'train_recipe', instant)
     out, err = stdout or io.StringIO(), io.StringIO()
     monkeypatch.setattr(sys, 'stdout', out); monkeypatch.setattr(sys, 'stderr', err)
     try: main(argv); status = 0
@@ -157,8 +156,7 @@ def test_train_prints_each_row_as_soon_as_it_is_trained(env, monkeypatch):
     def instant(name, *a, **k):
         seen.write(f'--- {name} starts after: ' + (sys.stdout.getvalue().splitlines() or [''])[-1] + '\n'); return 0.9
     for k, v in env.items(): monkeypatch.setenv(k, v)
-    monkeypatch.setattr(mnist37.recipes, 'train_model', instant)
-    monkeypatch.setattr(mnist37.cli, 'train_model', instant, raising=False)  # where the command looked it up before
+    monkeypatch.setattr(mnist37.recipes, 'train_recipe', instant)
     monkeypatch.setattr(sys, 'stdout', io.StringIO())
     from mnist37.cli import main
     main(['train', '--json'])

@@ -64,7 +64,7 @@ def call(argv, env, stdout='works', stderr='works'):
     pick = lambda kind, mine: mine if kind == 'works' else None if kind == 'closed' else Failing(STREAMS[kind])
     with mock.patch.dict(os.environ, env), mock.patch.object(sys, 'stdout', pick(stdout, out)), \
          mock.patch.object(sys, 'stderr', pick(stderr, err)), \
-         mock.patch('mnist37.recipes.train_model', lambda *a, **k: 0.9), mock.patch('mnist37.bench.bench', lambda **k: print('| bench table |') or {}):  # as the real one
+         mock.patch('mnist37.recipes.train_recipe', lambda *a, **k: 0.9), mock.patch('mnist37.bench.bench', lambda **k: print('| bench table |') or {}):  # as the real one
         try: cli.main(argv); status = 0
         except SystemExit as e:  # sys.exit('message') prints the message on stderr and exits 1
             status = e.code if isinstance(e.code, int) else 1

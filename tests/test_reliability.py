@@ -187,11 +187,11 @@ def test_divergence_is_caught_by_its_class(monkeypatch, capsys):
     monkeypatch.setattr(mnist37.datasets.source, 'find_mnist_sample', lambda archive: types.SimpleNamespace(path='.', full=False))
     monkeypatch.setattr(mnist37.data, 'load_sample', lambda path: None)  # no data needed: training is replaced
     def diverge(*a, **k): raise DivergedError('the loss went up to 1e38 and beyond')  # no 'NaN' in the words
-    monkeypatch.setattr(mnist37.recipes, 'train_model', diverge)
+    monkeypatch.setattr(mnist37.recipes, 'train_recipe', diverge)
     with pytest.raises(SystemExit) as e: cli_module.main(['train', '--model', 'linear', '--lr', '100'])
     assert e.value.code == 2 and '--lr 100.0: the loss went up' in capsys.readouterr().err
     def bug(*a, **k): raise ValueError('a bug that mentions NaN')  # not a divergence: shown as the bug it is
-    monkeypatch.setattr(mnist37.recipes, 'train_model', bug)
+    monkeypatch.setattr(mnist37.recipes, 'train_recipe', bug)
     with pytest.raises(ValueError, match='a bug that mentions NaN'): cli_module.main(['train', '--model', 'linear'])
 
 # ---- 7. Rough edges a new user met

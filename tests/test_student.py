@@ -213,7 +213,7 @@ def test_student_compares_folders_by_device_and_inode(nbs, tmp_path, monkeypatch
     with pytest.raises(ValueError, match='it is the source notebooks folder'): student_copies(nbs, other, force=True)
 
 def test_student_cli_refusal_is_one_line(nbs, capsys):
-    from mnist37.cli import run
+    from mnist37.cli import run_command as run
     with pytest.raises(SystemExit) as e: run(['student', '--nbs', str(nbs), '--out', str(nbs)])
     assert 'refusing to write student copies' in str(e.value.code) and '\n' not in str(e.value.code)
     assert '42' in (nbs/'00_data.ipynb').read_text()
@@ -222,7 +222,7 @@ def test_student_cli_refusal_is_one_line(nbs, capsys):
                                        (b'\xff\xfe{}', 'not UTF-8'), (b'[1, 2]', 'no list of cells')])
 def test_a_broken_source_notebook_is_named_in_one_line(nbs, tmp_path, data, why):
     (nbs/'01_pixel_similarity.ipynb').write_bytes(data)
-    from mnist37.cli import run
+    from mnist37.cli import run_command as run
     with pytest.raises(SystemExit) as e: run(['student', '--nbs', str(nbs), '--out', str(tmp_path/'out')])
     msg = str(e.value.code)
     assert '01_pixel_similarity.ipynb is not a notebook' in msg and why in msg and '\n' not in msg, msg
@@ -231,7 +231,7 @@ def test_a_broken_source_notebook_is_named_in_one_line(nbs, tmp_path, data, why)
 def test_an_out_that_is_a_symlink_loop_is_named_not_a_traceback(nbs, tmp_path, capsys):
     loop = tmp_path/'loop'; loop.symlink_to(loop)
     with pytest.raises(ValueError, match=f'{loop}.*symbolic link that leads back to itself'): student_copies(nbs, loop/'student')
-    from mnist37.cli import run
+    from mnist37.cli import run_command as run
     with pytest.raises(SystemExit): run(['student', '--nbs', str(nbs), '--out', str(loop/'student')])
     err = capsys.readouterr().err
     assert str(loop) in err and 'loop' in err and 'Traceback' not in err, err
