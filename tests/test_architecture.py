@@ -32,6 +32,9 @@ def imports(lib: Path) -> list:
         mod = '.'.join(f.relative_to(lib).with_suffix('').parts)
         here = mod.split('.')[:-1]
         for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Import):  # `import mnist37.checks.feedback`
+                found += [(mod, a.name.split('.', 1)[1], []) for a in node.names if a.name.startswith(f'{lib.name}.')
+                          and a.name.split('.', 1)[1] not in PACKAGES]
             if not isinstance(node, ast.ImportFrom): continue
             if node.level: base = here[:len(here) - node.level + 1] + ([node.module] if node.module else [])
             elif (node.module or '').split('.')[0] == lib.name: base = node.module.split('.')[1:]
@@ -94,7 +97,9 @@ def test_the_checks_catch_a_broken_copy(broken):
     assert wrong_way(lib, nbs) == [] and private_across(lib) == []
     with open(lib/'data.py', 'a') as f: f.write('\nfrom .checks.feedback import _something\nfrom .linear import x\n')
     with open(lib/'datasets'/'layout.py', 'a') as f: f.write('\ndef f():\n    from ..device import get_device\n')
+    with open(lib/'datasets'/'install.py', 'a') as f: f.write('\ndef g():\n    import mnist37.grade\n')
     assert wrong_way(lib, nbs) == ['data (00_data.ipynb) imports checks.feedback (08b_checks.feedback.ipynb)',
                                    'data (00_data.ipynb) imports linear (03_linear.ipynb)',
+                                   'datasets.install (12a_datasets.install.ipynb) imports grade (08f_grade.ipynb)',
                                    'datasets.layout (12_datasets.layout.ipynb) imports device (00a_device.ipynb)']
     assert private_across(lib) == ['data imports _something from checks.feedback']

@@ -275,11 +275,27 @@ def test_grad_twice_hint_is_about_grad_not_images():
     assert not fb.ok and 'image' not in fb.message and '.grad' in fb.message, fb
     assert 'image by image' in check('no_sigmoid_loss', 7).message   # the other exercise keeps its hint
 
+def solution_lines(min_len=20):
+    "Each code line (comment cut off) of the instructors' solution blocks in the lesson's notebooks."
+    import json
+    from mnist37.checks.scan import BEGIN, END
+    found = []
+    for nb in sorted((Path(__file__).parent.parent/'nbs').glob('[01]*.ipynb')):
+        for c in json.loads(nb.read_text())['cells']:
+            inside = False
+            for l in ''.join(c['source']).splitlines():
+                s = l.split('  #')[0].strip().removeprefix('return ')
+                if l.strip() in (BEGIN, END): inside = l.strip() == BEGIN
+                elif inside and len(s) >= min_len and not s.startswith(('#', 'print(', 'def ')): found.append(s)
+    return found
+
 def test_feedback_never_shows_code_of_a_solution():
-    answers = ['.sqrt() <', '.min(-1).values <', '.view(len(x), 1, 28, 28)', 'mom*velocity + params.grad', 'self.wd*p', 'nn.Sequential(nn.Linear', '(f(x + ', 'torch.stack(ts).float()/255']
+    "No verdict quotes a line of an instructors' solution (lines of 20 characters or more: shorter ones are hints' words)."
+    answers = solution_lines()
+    assert len(answers) >= 30 and 'e / e.sum(-1, keepdim=True)' in answers, answers
     for name, fn, ok, _ in FN_CASES:
         fb = check(name, fn, seed=0)
-        assert not any(a in fb.message for a in answers), fb
+        assert not [a for a in answers if a in fb.message], (fb, [a for a in answers if a in fb.message])
 
 def test_check_refuses_unknown_exercise_and_called_function():
     with pytest.raises(ValueError, match="unknown exercise 'nope'"): check('nope', print)
@@ -309,9 +325,6 @@ def test_a_function_that_never_returns_is_stopped(monkeypatch):
     t = threading.Thread(target=lambda: box.update(fb=check('simple_net2', never_returns))); t.start(); t.join(10)
     assert 'did not return within' in box['fb'].message
     assert check('numerical_grad', ngrad()).ok   # and the checker works as before afterwards
-
-def test_the_time_limit_is_a_few_seconds():
-    assert 1 <= feedback.TIME_LIMIT <= 10
 
 def reseeds(x, a, b):
     torch.manual_seed(0); random.seed(0); np.random.seed(0); torch.rand(10); random.random(); np.random.rand()

@@ -233,9 +233,10 @@ def test_cpu_torch_pins_are_the_dev_pins():
     cfg = ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
     dev = sorted(r for r in cfg['DEFAULT']['dev_requirements'].split() if r.split('==')[0] in ('torch', 'torchvision'))
     assert len(dev) == 2 and all('==' in r for r in dev), dev
-    for line in (ROOT/'README.md').read_text().splitlines():
-        if 'download.pytorch.org/whl/cpu' in line and 'pip install' in line:
-            assert sorted(re.findall(r'\btorch(?:vision)?==\S+', line)) == dev, line
+    commands = (ROOT/'README.md').read_text().replace('\\\n', ' ').splitlines()
+    cpu = [l for l in commands if 'download.pytorch.org/whl/cpu' in l and 'pip install' in l]
+    assert cpu, "README.md has no pip install from PyTorch's CPU index"
+    for line in cpu: assert sorted(re.findall(r'\btorch(?:vision)?==\S+', line)) == dev, line
 
 def test_k_selects_a_test_file_by_the_modules_it_imports(tmp_path):
     "The inner loop's `pytest -m 'not slow' -k linear`: a test file's mnist37 imports are keywords of its tests."
