@@ -25,7 +25,8 @@ class BasicOptim:
     def zero_grad(self, *args, **kwargs):
         for p in self.params: p.grad = None
     def __repr__(self):
-        return f'BasicOptim(lr={self.lr}, {len(self.params)} tensors, {sum(p.numel() for p in self.params)} numbers)'
+        n = sum(p.numel() for p in self.params)   # numel(): how many numbers a tensor holds
+        return f'BasicOptim(lr={self.lr}, {len(self.params)} tensors, {n} numbers)'
 
 # %% ../nbs/04_optimizer.ipynb #d467e53f
 def fit_epoch(model, dl, opt):
