@@ -105,7 +105,8 @@ def check_loader(dl, # batches of (x, y): a DataLoader, a list of pairs...
         raise TypeError(f"the loader {name} ({dl!r}) has no length: pass a DataLoader or a list of batches, "
                         "which can be read again every epoch")
     if len(dl) == 0:
-        raise ValueError(f"the loader {name} gives no batches ({dl!r}): build it from a dataset with at least one item")
+        raise ValueError(f"the loader {name} gives no batches ({dl!r}): "
+                         "build it from a dataset with at least one item")
     return dl
 
 # %% ../nbs/03_linear.ipynb #ecc1d0ea
