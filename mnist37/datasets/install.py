@@ -4,18 +4,19 @@
 
 # %% ../../nbs/12a_datasets.install.ipynb #7db7b6c9
 from __future__ import annotations
-import errno, gzip, hashlib, os, shutil, tarfile, tempfile, zlib
+import errno, os, shutil, tempfile
 from contextlib import contextmanager
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 import numpy as np
 from PIL import Image
 from .layout import (
-    FALLBACK, FALLBACK_COUNTS, MNIST_SAMPLE, DataError, Layout, _locked, check_path, count_pngs, data_root,
-    env_flag, is_complete, what_is)
+    FALLBACK, FALLBACK_COUNTS, MNIST_SAMPLE, DataError, Layout, check_path, env_flag, is_complete, what_is)
+from .root import _locked, data_root
+from .archive import _extract, _sha256
 
 # %% auto #0
-__all__ = ['MAX_META', 'build_folder', 'install_archive', 'build_fallback']
+__all__ = ['build_folder', 'install_archive', 'build_fallback']
 
 # %% ../../nbs/12a_datasets.install.ipynb #0523bdbe
 def _theirs(dest: Path, layout: Layout, new: Path | None = None) -> list:
@@ -81,90 +82,7 @@ def build_folder(layout: Layout, write, root=None) -> Path:
             with _building(dest, layout) as out: write(out)
     return dest
 
-# %% ../../nbs/12a_datasets.install.ipynb #aa8f5b95
-MAX_META = 4096  # bytes: the most a long-name or pax header may declare (tarfile reads such a header whole)
-_META = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
-
-class _Oversized(Exception): "A tar header that declares more than mnist37 will read into memory."
-
-class _Bounded(tarfile.TarInfo):
-    "A tar header that refuses a long-name or pax record over `MAX_META` bytes (or a sparse file) before it is read."
-    def _proc_member(self, tf):
-        if self.type == tarfile.GNUTYPE_SPARSE: raise _Oversized(f'its entry {self.name!r} is a sparse file')
-        if self.type in _META and self.size > MAX_META:
-            raise _Oversized(f"its header at byte {self.offset:,} ({'pax' if self.type in _META[2:] else 'long name'})"
-                             f" declares {self.size:,} bytes, more than the {MAX_META:,} a header may hold")
-        return super()._proc_member(tf)
-
-# %% ../../nbs/12a_datasets.install.ipynb #d4a7e00a
-def _refuse_entry(archive: Path, m, why): raise DataError(f"{archive}: its entry {m.name!r} {why}; refusing to extract it")
-
-def _place(m: tarfile.TarInfo, archive: Path, layout: Layout, seen: dict, folders: set) -> str:
-    "Check where an entry goes: inside `layout`'s top folder, no link, no clash with the entries before; its name."
-    top, parts = layout.name, PurePosixPath(m.name).parts
-    plain = m.type in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE)
-    if not plain or m.name.startswith('/') or '..' in parts or parts[:1] != (top,):
-        raise DataError(f"{archive} has entries outside {top}/ or links ({[m.name]}); refusing to extract it")
-    name, kind, other = '/'.join(parts), *(('folder', 'file') if m.isdir() else ('file', 'folder'))
-    if seen.get(name, kind) != kind or kind == 'file' and name in folders:
-        _refuse_entry(archive, m, f'is a {kind} where {layout.title} has a {other}')
-    if name in seen and kind == 'file': _refuse_entry(archive, m, 'appears twice')
-    seen[name] = kind
-    if kind == 'folder' and name not in folders: _refuse_entry(archive, m, f'is not a folder of {layout.title}')
-    return name
-
-# %% ../../nbs/12a_datasets.install.ipynb #d4a7e00b
-def _file(m: tarfile.TarInfo, archive: Path, layout: Layout) -> tuple:
-    "(folder, whether a PNG) of a file entry, refused unless it is one of `layout`'s files, within its size bound."
-    name = '/'.join(PurePosixPath(m.name).parts)[len(layout.name) + 1:]
-    folder, png = name.rpartition('/')[0], name.endswith('.png')
-    if not (png and folder in layout.counts or name in layout.files):
-        _refuse_entry(archive, m, f'is not a file of {layout.title}')
-    if m.size > (bound := layout.max_png if png else layout.max_file):
-        _refuse_entry(archive, m, f'is {m.size:,} bytes, more than the {bound:,} allowed')
-    return folder, png
-
-# %% ../../nbs/12a_datasets.install.ipynb #7b33a6d0
-def _members(tf: tarfile.TarFile, archive: Path, layout: Layout) -> list:
-    "The archive's entries, each checked as it is read: only `layout`'s folders and files, within bounds, no clashes."
-    top, seen, total, n = layout.name, {}, 0, dict.fromkeys(layout.counts, 0)
-    folders = {top} | {f'{top}/{f}' for f in layout.folders()}
-    for m in tf:
-        if seen[_place(m, archive, layout, seen, folders)] == 'folder': continue
-        folder, png = _file(m, archive, layout)
-        if (total := total + m.size) > (most := layout.max_bytes()):
-            _refuse_entry(archive, m, f'brings the total to more than the {most:,} bytes {layout.title} holds')
-        if png:
-            n[folder] += 1
-            if n[folder] > layout.counts[folder]:
-                _refuse_entry(archive, m, f'is one PNG more than the {layout.counts[folder]} of {folder}')
-    if n != layout.counts or [f for f in layout.files if f'{top}/{f}' not in seen]: _not_it(archive, layout, n)
-    return tf.getmembers()
-
-def _not_it(archive: Path, layout: Layout, found: dict):
-    also = ''.join(f' and {f}' for f in layout.files)
-    raise DataError(f"{archive} is not {layout.title}: it has {found} PNG files, expected {layout.counts}{also}")
-
-# %% ../../nbs/12a_datasets.install.ipynb #4bb73d68
-def _extract(archive: Path, layout: Layout, out: Path):
-    "Extract `archive` into `out`'s parent, after checking its entries, and check that it gave exactly `layout`."
-    try:
-        with tarfile.open(archive, 'r:gz', tarinfo=_Bounded) as tf:
-            safe = {'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}  # Python's own checks too, if any
-            tf.extractall(out.parent, members=_members(tf, archive, layout), **safe)
-    except _Oversized as e: raise DataError(f'{archive}: {e}; refusing to extract it') from None
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise DataError(f"{archive} is not a readable gzip tarball ({e}); it may be truncated:"
-                        f" copy it again ({layout.checksum})") from e
-    if not is_complete(out, layout.counts, layout.files): _not_it(archive, layout, count_pngs(out, layout.counts))
-
 # %% ../../nbs/12a_datasets.install.ipynb #d4a7e002
-def _sha256(fn: Path) -> str:
-    h = hashlib.sha256()
-    with open(fn, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
-    return h.hexdigest()
-
 def install_archive(archive, root=None, layout=MNIST_SAMPLE, repacked=False) -> Path:
     "Check a local `mnist_sample.tgz` (or another `layout`'s archive) and extract it where `untar_data` looks."
     archive = check_path(archive, 'file', 'archive', f'give the path of a copy of {layout.name}.tgz')

@@ -12,8 +12,10 @@ import torch
 from PIL import Image
 from .layout import (
     ARCHIVE_SHA256, AVG_PNG, EXPECTED, FALLBACK, FALLBACK_COUNTS, FALLBACK_NAME, LABELS, MAX_FILE, MAX_PNG,
-    MNIST_SAMPLE, DataError, Layout, _writable, check_path, count_pngs, data_root, env_flag, is_complete, what_is)
-from .install import MAX_META, build_fallback, build_folder, install_archive
+    MNIST_SAMPLE, DataError, Layout, check_path, count_pngs, env_flag, is_complete, what_is)
+from .root import _writable, data_root
+from .archive import MAX_META
+from .install import build_fallback, build_folder, install_archive
 
 # %% auto #0
 __all__ = ['Sample', 'find_data', 'find_mnist_sample', 'read_pngs', 'EXPECTED', 'env_flag', 'FALLBACK_COUNTS', 'FALLBACK_NAME',
