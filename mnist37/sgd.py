@@ -35,8 +35,10 @@ def seven_steps():
     "The seven steps of training as a diagram: graphviz when `dot` is installed, else matplotlib."
     if _dot_available(): return _steps_graph()
     fig, ax = plt.subplots(figsize=(9, 1.8)); ax.axis('off'); ax.set_xlim(-.5, 5.5); ax.set_ylim(-1, 1)
-    for i, s in enumerate(STEPS): ax.text(i, 0, s, ha='center', va='center', bbox=dict(boxstyle='round', fc='#e8eefc'))
-    for i in range(len(STEPS) - 1): ax.annotate('', (i + .6, 0), (i + .4, 0), arrowprops=dict(arrowstyle='->'))
+    box = dict(boxstyle='round', fc='#e8eefc')
+    for i, s in enumerate(STEPS): ax.text(i, 0, s, ha='center', va='center', bbox=box)
+    for i in range(len(STEPS) - 1):
+        ax.annotate('', (i + .6, 0), (i + .4, 0), arrowprops=dict(arrowstyle='->'))
     ax.annotate('repeat', (1, .3), (4, .3), ha='center', va='bottom',
                 arrowprops=dict(arrowstyle='->', connectionstyle='arc3,rad=.3'))
     return fig
@@ -123,7 +125,7 @@ def apply_step(params, t, targets, lr, model=quadratic):
 def plot_fit(a, b, c, # the quadratic's parameters
              t, targets, # the measurements: times and speeds
              ax=None):
-    "One figure: the measurements and the quadratic a*t**2 + b*t + c, its mean squared error in the title; returns it."
+    "One figure: the measurements and the quadratic a*t**2 + b*t + c, its MSE in the title; returns it."
     err = mse(quadratic(t, (a, b, c)), targets).item()
     ax = ax or plt.subplots(figsize=(4.5, 2.8))[1]
     fine = torch.linspace(t.min().item(), t.max().item(), 100)
