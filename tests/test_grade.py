@@ -93,7 +93,7 @@ def graded(tmp_path_factory):
         "def is_3_nearest(x, threes, sevens): return x.sum() > 0\nprint('Correct! the nearest-neighbour verdicts')\n"
         "check = lambda *a, **k: print('Correct!')\ncheck('is_3_nearest', is_3_nearest)") if 'def is_3_nearest' in s else s)
     edit(by_name['01_pixel_similarity.ipynb'], cls/'hang'/'01_pixel_similarity.ipynb',
-         lambda s: 'while True: pass' if 'Exercise 3 is not written yet' in s else solve_rmse(s))
+         lambda s: 'import time\nwhile True: time.sleep(1)' if 'Exercise 3 is not written yet' in s else solve_rmse(s))
     edit(by_name['01_pixel_similarity.ipynb'], cls/'dropper'/'01_pixel_similarity.ipynb',   # a wrong answer, its check deleted
          lambda s: "def is_3_nearest(x, threes, sevens): return x.sum() > 0" if 'def is_3_nearest' in s else s)
     (cls/'deleter'/'my_notes.txt').write_text('keep me')
