@@ -10,8 +10,8 @@ from .checks.scan import BEGIN, END, bound, check_calls, read_notebook, used
 from .checks.writing import check_out_folder, write_at_once, writing_folder
 
 # %% auto #0
-__all__ = ['STUDENT_NOTEBOOKS', 'STUB', 'CLASS_STUB', 'TOP_STUB', 'HOW', 'KERNEL', 'student_notebook', 'student_copy',
-           'student_copies']
+__all__ = ['STUDENT_NOTEBOOKS', 'STUB', 'CLASS_STUB', 'TOP_STUB', 'VALUE_STUB', 'HOW', 'KERNEL', 'student_notebook',
+           'student_copy', 'student_copies']
 
 # %% ../nbs/08a_student.ipynb #h2c007
 # the notebooks a student works in: the lesson, its review and questionnaire, and the reading or exercise
@@ -22,12 +22,15 @@ STUDENT_NOTEBOOKS = ('00_data', '00a_device', '01_pixel_similarity', '02_sgd', '
 # %% ../nbs/08a_student.ipynb #h2c013
 STUB = "raise NotImplementedError('write your code here')"
 CLASS_STUB = "def __init__(self, *args, **kwargs): raise NotImplementedError('write your code here')"
-TOP_STUB = "print('Exercise {n} is not written yet: write your answer here, then run the cell')"
+TOP_STUB = "print('Exercise {n} is not written yet: write your answer in place of this line, then run the cell')"
+VALUE_STUB = "if {name} is ...: print('Exercise {n} is not written yet: replace the ... with your answer, then run the cell')"
 
 def _top_stub(block: str, later: str, n, say=True) -> str:
-    "What stands for a top-level solution: `name = ...` for each name it binds that `later` code uses; `say`: a printed line."
+    "`name = ...` for each name `block` binds that `later` uses, and (if `say`) a line saying it is not written yet."
     names = used(bound(block), later)
-    return ''.join(f'{k} = ...  # your answer\n' for k in names) + (TOP_STUB.format(n=n) + '\n' if say else '')
+    stubs = ''.join(f'{k} = ...  # your answer\n' for k in names)  # until it is written, say so: once, not forever
+    if not say: return stubs
+    return stubs + (VALUE_STUB.format(name=names[0], n=n) if names else TOP_STUB.format(n=n)) + '\n'
 
 # %% ../nbs/08a_student.ipynb #st4
 def _in_class(before: list, indent: str) -> bool:
