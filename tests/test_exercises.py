@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 import mnist37.checks.feedback as feedback
 from mnist37.baseline import is_3, mnist_distance
-from mnist37.checks.pixels import _nearest_gaps, _nearest_problem
+from mnist37.checks.pixels import _NEAREST_MISTAKES, _nearest_gaps, _nearest_problem
 from mnist37.checks.sgd import _lr_limit
 from mnist37.exercises import check
 
@@ -42,6 +42,10 @@ def nearest_batch_only(x, threes, sevens):   # one image gives shape (1,)
 def nearest_len_view(x, threes, sevens):   # one image: view(28, 1, 28, 28) fails
     v = x.view(len(x), 1, 28, 28)
     return mnist_distance(v, threes).min(1).values < mnist_distance(v, sevens).min(1).values
+def nearest_mse(x, threes, sevens):   # squared differences instead of mnist_distance's absolute ones
+    return (rmse(x.unsqueeze(-3), threes)**2).amin(-1) < (rmse(x.unsqueeze(-3), sevens)**2).amin(-1)
+def nearest_rmse(x, threes, sevens): return rmse(x.unsqueeze(-3), threes).amin(-1) < rmse(x.unsqueeze(-3), sevens).amin(-1)
+def nearest_float(x, threes, sevens): return nearest()(x, threes, sevens).float()   # right verdicts, as 0./1. numbers
 def nearest_in_place(x, threes, sevens): return nearest()(x.sub_(0.1), threes - 0.1, sevens - 0.1)   # right verdicts, x changed
 
 def ngrad(kind='right'):
@@ -138,7 +142,10 @@ FN_CASES = [  # exercise, function, ok, words the feedback must contain
     ('is_3_nearest', nearest('everything'), False, 'one for the whole batch'),
     ('is_3_nearest', nearest_batch_only, False, 'a batch works, but one image (28, 28) should give one True/False'),
     ('is_3_nearest', nearest_len_view, False, 'a batch works, but one image (28, 28) does not: your function raised'),
-    ('is_3_nearest', nearest('gaps'), False, 'return True/False, not the distances'),
+    ('is_3_nearest', nearest('gaps'), False, 'return True/False (what a comparison with < gives), one per image, not numbers'),
+    ('is_3_nearest', nearest_float, False, 'return True/False (what a comparison with < gives), one per image, not numbers'),
+    ('is_3_nearest', nearest_mse, False, 'you measured with squared differences (as RMSE does)'),
+    ('is_3_nearest', nearest_rmse, False, 'you measured with squared differences (as RMSE does)'),
     ('is_3_nearest', nearest_in_place, False, 'changed `x` itself'),
     ('is_3_nearest', not_written, False, 'not written yet'),
     ('numerical_grad', ngrad(), True, 'matches what backward()'),
@@ -375,7 +382,7 @@ def test_every_kind_of_nearest_verdict_differs_from_every_other_on_every_draw():
     "The right verdicts, those of each mistake and the flipped ones differ on each drawn batch, so the named mistake is the one made."
     for seed in range(300):
         x, threes, sevens, v = _nearest_problem(torch.Generator().manual_seed(seed))
-        assert set(v) == {'right', 'mean_digit', 'max', 'mean_distance', 'flipped'}
+        assert set(v) == {'right', 'mean_digit', 'max', 'mean_distance', 'squared', 'flipped'}
         for a, b in [(a, b) for a in v for b in v if a < b]: assert not torch.equal(v[a], v[b]), (seed, a, b)
         assert 0 < v['right'].sum() < len(x) and torch.equal(v['right'], nearest()(x, threes, sevens))
         assert all(g.abs().min() > 1e-3 for g in _nearest_gaps(x, threes, sevens).values())   # no verdict on a knife edge
@@ -386,7 +393,19 @@ def test_each_recognised_mistake_of_01_gets_a_sentence_of_its_own(name, cases):
     wrong = [(answer, words) for _, answer, ok, words in cases if not ok and 'not written' not in words]
     messages = [check(name, answer, seed=3).message for answer, _ in wrong]
     assert all(words in m for (_, words), m in zip(wrong, messages))
-    assert len(set(messages)) == len(messages), messages
+    assert len(set(messages)) == len({words for _, words in wrong}), messages   # mistakes with the same words share one
+
+def test_nearest_measured_with_squared_differences_is_named_on_every_draw():
+    "MSE and RMSE keep the nearest digit as they measure it, not as mnist_distance does: never Correct!, named on seeds 0-99."
+    for fn in (nearest_mse, nearest_rmse):
+        wrong = [s for s in range(100) if (fb := check('is_3_nearest', fn, seed=s)).ok or fb.message != _NEAREST_MISTAKES['squared']]
+        assert not wrong, (fn.__name__, wrong)
+
+def test_nearest_returning_numbers_is_told_to_return_true_false():
+    "0./1. numbers (a comparison turned into floats) and the distances themselves get one message: return True/False."
+    for fn in (nearest_float, nearest('gaps')):
+        fb = check('is_3_nearest', fn, seed=0)
+        assert not fb.ok and fb.message == 'return True/False (what a comparison with < gives), one per image, not numbers', fb
 
 def test_01_exercises_left_as_stubs_say_not_written():
     "An untouched student copy of 01: `my_shapes = ...` and a function that raises NotImplementedError."

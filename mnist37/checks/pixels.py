@@ -94,10 +94,10 @@ def _check_shapes(answers, questions, env):
 # %% ../../nbs/08c_checks.pixels.ipynb #h1c8c010
 def _nearest_gaps(x, threes, sevens):
     "Distance to the 3s minus distance to the 7s, per image, as the right answer (nearest) and each mistake measure it."
-    d3, d7 = [(x[..., None, :, :] - ts).abs().mean((-1, -2)) for ts in (threes, sevens)]   # (..., N): to each digit
+    d3, d7, s3, s7 = [(x[..., None, :, :] - ts).abs().pow(p).mean((-1, -2)) for p in (1, 2) for ts in (threes, sevens)]
     m = (x[..., None, :, :] - torch.stack([threes.mean(0), sevens.mean(0)])).abs().mean((-1, -2))   # (..., 2): means
     return {'right': d3.amin(-1) - d7.amin(-1), 'mean_digit': m[..., 0] - m[..., 1], 'max': d3.amax(-1) - d7.amax(-1),
-            'mean_distance': d3.mean(-1) - d7.mean(-1)}
+            'mean_distance': d3.mean(-1) - d7.mean(-1), 'squared': s3.amin(-1) - s7.amin(-1)}
 
 # %% ../../nbs/08c_checks.pixels.ipynb #h1c8c014
 def _nearest_problem(g):
@@ -116,15 +116,15 @@ _NEAREST_MISTAKES = {  # what to say when the verdicts are those of a typical mi
     'mean_digit': 'you compared with the mean digits, as the lesson did: keep the nearest training digit instead',
     'max': 'you kept the farthest training digit of each kind (the largest distance): keep the nearest one',
     'mean_distance': 'you averaged the distances to all the training 3s (and 7s): keep only the smallest one',
+    'squared': 'you measured with squared differences (as RMSE does): use mnist_distance\'s mean absolute difference',
     'flipped': 'the verdicts are the wrong way round: True means "the nearest 3 is nearer than the nearest 7"'}
-
 def _batch_shape(out, x, n):
     "What is wrong if `out`, the verdicts on the batch `x`, is not one True/False per image (`n`: digits of a kind)."
     if not isinstance(out, torch.Tensor): return f'your function returned a {type(out).__name__}; return a tensor'
-    if out.shape == x.shape[:-2]: return None if out.dtype == torch.bool else 'return True/False, not the distances'
-    return f'for a batch {tuple(x.shape)} your verdicts have shape {tuple(out.shape)}, ' + (
+    if out.shape != x.shape[:-2]: return f'for a batch {tuple(x.shape)} your verdicts have shape {(*out.shape,)}, ' + (
         'one per training digit: you took the smallest distance along the axis of the batch' if out.shape == (n,) else
         'one for the whole batch: you took the smallest of all the distances' if out.ndim == 0 else 'not one per image')
+    if out.dtype != torch.bool: return 'return True/False (what a comparison with < gives), one per image, not numbers'
 
 # %% ../../nbs/08c_checks.pixels.ipynb #h1c8c022
 def _check_is_3_nearest(fn, g):
