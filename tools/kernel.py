@@ -6,7 +6,7 @@
 prints one line per notebook (its time, or its first error) and exits 1 if any failed. A tool, not a test:
 tests/test_kernel.py uses `run_notebook` from pytest (tests/pytest.ini puts tools/ on the path); .ci/colab runs this
 file with the Colab stack's Python."""
-import argparse, os, sys, tempfile, time
+import argparse, os, subprocess, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -59,7 +59,7 @@ def run_notebook(path, env: dict) -> tuple:
     old = dict(os.environ); os.environ.clear(); os.environ.update(env)  # the kernel inherits this process's environment
     t0 = time.perf_counter()
     try:
-        NotebookClient(nb, timeout=TIMEOUT, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute()
+        NotebookClient(nb, timeout=TIMEOUT, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute(stderr=subprocess.DEVNULL)  # not the kernel's own log
         found = problems(nb)
     except CellExecutionError as e: found = problems(nb) or [str(e).strip().splitlines()[-1]]
     finally: os.environ.clear(); os.environ.update(old)
