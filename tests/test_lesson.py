@@ -241,3 +241,13 @@ def test_the_widget_front_end_is_recognised_only_in_a_live_notebook(monkeypatch)
     assert sgd._widget_frontend()                 # a kernel started by Jupyter for a notebook
     monkeypatch.setattr(IPython, 'get_ipython', lambda: None)
     assert not sgd._widget_frontend()             # a terminal
+
+def test_the_seven_steps_diagram_draws_each_step_and_the_loop(monkeypatch):
+    "02's graphviz diagram, with a stand-in for graphviz (not installed here or in CI: 02's own guard runs only with `dot`)."
+    import sys, types, mnist37.sgd as sgd
+    class Digraph:
+        def __init__(self, **kw): self.edges = []
+        def edge(self, a, b, label=None): self.edges.append((a, b, label))
+    monkeypatch.setitem(sys.modules, 'graphviz', types.SimpleNamespace(Digraph=Digraph))
+    assert sgd._steps_graph().edges == [('init', 'predict', None), ('predict', 'loss', None), ('loss', 'gradient', None),
+                                        ('gradient', 'step', None), ('step', 'predict', 'repeat'), ('step', 'stop', None)]
