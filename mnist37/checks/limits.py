@@ -18,28 +18,37 @@ class TooSlow(BaseException):
 
 def call_with_limit(fn, args, seconds):
     "`fn(*args)` in a thread of its own; after `seconds` the checker stops waiting (raises `TooSlow`)."
-    box, t = {}, threading.Thread(target=lambda: _into(box, fn, args), daemon=True)
+    box, lock = {}, threading.Lock()
+    t = threading.Thread(target=lambda: _into(box, fn, args, lock), daemon=True)
     t.start()
     try: t.join(seconds)
     finally:
-        if t.is_alive(): _ask_to_stop(t)
+        if t.is_alive(): _ask_to_stop(t, box, lock)
     if t.is_alive(): raise TooSlow()
     if 'err' in box: raise box['err']
     return box.get('out')
 
 # %% ../../nbs/08_checks.limits.ipynb #a4920b6a
-def _into(box, fn, args):
-    "Put `fn(*args)` in `box['out']`, or what it raised in `box['err']`."
-    try: box['out'] = fn(*args)
-    except BaseException as e: box['err'] = e
+_raise_in = ctypes.pythonapi.PyThreadState_SetAsyncExc   # (thread id, exception class), or None: take back
 
-def _ask_to_stop(t, seconds=30):
-    "From a thread of its own, raise `TooSlow` in thread `t` every 10 ms until `t` ends (or `seconds` pass)."
-    def nag(raise_in=ctypes.pythonapi.PyThreadState_SetAsyncExc, ident=ctypes.c_ulong(t.ident),
-            stop=ctypes.py_object(TooSlow), sleep=time.sleep):   # bound now: they outlive a notebook's names
+def _into(box, fn, args, lock):
+    "Put `fn(*args)` in `box['out']`, or what it raised in `box['err']`; from then on no `TooSlow` arrives."
+    me = ctypes.c_ulong(threading.get_ident())
+    try: result = {'out': fn(*args)}
+    except BaseException as e: result = {'err': e}
+    with lock:   # the nagging thread raises only while it holds `lock` and `box` is empty
+        _raise_in(me, None)   # one raised but not yet arrived would land in the thread's own ending
+        box.update(result)
+
+def _ask_to_stop(t, box, lock, seconds=30):
+    "From a thread of its own, raise `TooSlow` in thread `t` every 10 ms until `box` is filled (or `seconds` pass)."
+    def nag(raise_in=_raise_in, ident=ctypes.c_ulong(t.ident), stop=ctypes.py_object(TooSlow),
+            sleep=time.sleep):   # bound now: they outlive a notebook's names
         for _ in range(int(seconds*100)):
-            if not t.is_alive(): return
-            raise_in(ident, stop); sleep(0.01)
+            with lock:
+                if box or not t.is_alive(): return
+                raise_in(ident, stop)
+            sleep(0.01)
     threading.Thread(target=nag, daemon=True).start()
 
 # %% ../../nbs/08_checks.limits.ipynb #94cd1483
