@@ -1,5 +1,5 @@
 "Shared fixtures: a private FASTAI_HOME per test, and a synthetic archive shaped like MNIST_SAMPLE."
-import ast, functools, io, os, tarfile
+import ast, functools, io, os, tarfile, threading, time
 # The tests often run in parallel processes (pytest-xdist, `-n auto`); one CPU thread each, for them and the processes
 # they start, because several PyTorch processes each using every core slow each other down badly.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
@@ -91,6 +91,18 @@ def pytest_collection_modifyitems(config, items):
     # Slow tests first, the many fast ones (seconds in all) last: xdist hands tests out in this order as workers free up,
     # so the fast ones fill the gaps at the end instead of one worker finishing a long notebook run alone.
     items.sort(key=lambda item: not item.get_closest_marker('slow'))
+
+@pytest.fixture(autouse=True)
+def no_checker_thread_left():
+    """Every test ends its students' functions: a checker thread left running is still being asked to stop (TooSlow
+    every 10 ms), which lands in whatever Python code that thread runs next, a garbage-collector callback of hypothesis
+    say, and fails a later test ('Exception ignored in ... gc_callback', seen in CI under test_data.py)."""
+    yield
+    from mnist37.checks.limits import THREAD
+    left = lambda: [t for t in threading.enumerate() if t.name == THREAD]
+    deadline = time.monotonic() + 5
+    while left() and time.monotonic() < deadline: time.sleep(0.01)
+    assert not left(), f"this test left {len(left())} student function(s) running in a '{THREAD}' thread: end them"
 
 SHARED_ARCHIVE = Path(__file__).resolve().parents[1].parent/'shared'/'data'/'mnist_sample.tgz'
 

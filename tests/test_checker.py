@@ -1,5 +1,5 @@
 "The checker against hostile or careless code (issue 22 section 6), its verdict as HTML and text (issue 20 section 3), and one `check` for every exercise (issue 21 section 2)."
-import ast, subprocess, sys, time
+import ast, subprocess, sys, threading, time
 from pathlib import Path
 import pytest, torch
 import mnist37.checks.feedback as feedback
@@ -39,15 +39,19 @@ def test_the_callers_settings_are_given_back_and_the_checker_uses_its_own():
     finally: torch.set_grad_enabled(True); torch.set_default_dtype(torch.float32)
 
 # ---- the time limit holds against code that catches every exception
+# Each loops until the test sets `ended` (it may outlive the check: a sleep inside `try` is rarely stopped), or 20 s
+# pass, so that the old checker ends this test (as a failure) instead of hanging it.
+ended = threading.Event()
+
 def retries_on_exception(f, x, eps, until=time.monotonic):
-    end = until() + 20   # bounded, so that the old checker ends this test (as a failure) instead of hanging it
-    while until() < end:
+    end = until() + 20
+    while until() < end and not ended.is_set():
         try: time.sleep(0.01)
         except Exception: pass
 
 def retries_on_anything(f, x, eps, until=time.monotonic):
     end = until() + 20
-    while until() < end:
+    while until() < end and not ended.is_set():
         try: time.sleep(0.01)
         except: pass   # noqa: E722 -- a bare except is the point
 
@@ -55,12 +59,13 @@ def retries_on_anything(f, x, eps, until=time.monotonic):
 def test_the_time_limit_holds_against_code_that_catches_every_exception(fn, monkeypatch):
     "Before: the one SIGALRM was swallowed, and the check ran until the student's loop gave up (here 20 s; for good in a notebook)."
     monkeypatch.setattr(feedback, 'TIME_LIMIT', 0.5)
+    ended.clear()
     start = time.perf_counter()
-    fb = check('numerical_grad', fn)
+    try: fb = check('numerical_grad', fn)
+    finally: ended.set()
     assert time.perf_counter() - start < 5 and not fb.ok and 'did not return within 0.5 seconds' in fb.message, fb
 
 def test_a_busy_loop_that_catches_everything_is_stopped_in_the_background(monkeypatch):
-    import threading
     monkeypatch.setattr(feedback, 'TIME_LIMIT', 0.3)
     def spins(*args):
         while True:
@@ -76,7 +81,6 @@ def test_a_function_that_ends_while_being_stopped_leaves_nothing_behind(monkeypa
     """Before: TooSlow was raised every 10 ms for as long as the thread was alive, so one could land after the function
     had returned, in the thread's own ending ('Exception ignored in thread started by ...': 3 of 1,600 runs of four
     processes on two cores). The ending is slowed here (Python 3.11's `Thread._delete`) so that every run shows it."""
-    import threading
     from mnist37.checks.limits import TooSlow, call_with_limit
     seen = []
     monkeypatch.setattr(sys, 'unraisablehook', lambda u: seen.append(u.exc_value))

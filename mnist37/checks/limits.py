@@ -10,16 +10,18 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['SETTINGS', 'TooSlow', 'call_with_limit', 'settings_kept', 'state_kept']
+__all__ = ['THREAD', 'SETTINGS', 'TooSlow', 'call_with_limit', 'settings_kept', 'state_kept']
 
 # %% ../../nbs/08_checks.limits.ipynb #6fadb9ef
 class TooSlow(BaseException):
     "A student's function ran past its time limit (not an `Exception`: `except Exception:` does not catch it)."
 
+THREAD = 'mnist37 check'   # the name of the thread a student's function runs in
+
 def call_with_limit(fn, args, seconds):
     "`fn(*args)` in a thread of its own; after `seconds` the checker stops waiting (raises `TooSlow`)."
     box, lock = {}, threading.Lock()
-    t = threading.Thread(target=lambda: _into(box, fn, args, lock), daemon=True)
+    t = threading.Thread(target=lambda: _into(box, fn, args, lock), name=THREAD, daemon=True)
     t.start()
     try: t.join(seconds)
     finally:
@@ -49,7 +51,7 @@ def _ask_to_stop(t, box, lock, seconds=30):
                 if box or not t.is_alive(): return
                 raise_in(ident, stop)
             sleep(0.01)
-    threading.Thread(target=nag, daemon=True).start()
+    threading.Thread(target=nag, name=f'{THREAD}: asking it to stop', daemon=True).start()
 
 # %% ../../nbs/08_checks.limits.ipynb #94cd1483
 def _set_device(d): torch.set_default_device(None if d == torch.device('cpu') else d)
