@@ -6,7 +6,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_costly_module_fixtures_are_built_once_per_run(tmp_path):
     "With two xdist workers, a module fixture in ONE_WORKER is built once (xdist's load scheduling built it in each)."
-    (tmp_path/'conftest.py').write_text((ROOT/'tests'/'conftest.py').read_text())
+    (tmp_path/'conftest.py').write_text((ROOT/'tests'/'scheduling.py').read_text())   # the hook, without the suite's imports
     (tmp_path/'pytest.ini').write_text('[pytest]\n')
     (tmp_path/'test_x.py').write_text(textwrap.dedent(f'''
         import pytest
