@@ -23,25 +23,34 @@ def test_costly_module_fixtures_are_built_once_per_run(tmp_path):
     assert '16 passed' in r.stdout, r.stdout + r.stderr
     assert (tmp_path/'built').read_text() == 'x'
 
-def background_build_lines():
-    "The lines of .ci/run that start .ci/colab-venv in the background, and those that wait for it."
+def background_lines():
+    "The lines of .ci/run that start Colab's target in the background, let its notebooks go, and wait for it."
     lines = (ROOT/'.ci'/'run').read_text().splitlines()
-    start = next(i for i, l in enumerate(lines) if 'colab-venv' in l and l.rstrip().endswith('colab_build=$!'))
-    wait = next(i for i, l in enumerate(lines) if l.startswith('build=0; wait'))
-    return lines[start - 1:start + 2], lines[wait:wait + 4]
+    start = next(i for i, l in enumerate(lines) if l.startswith('colab_dir=$(mktemp -d)'))
+    trap = next(i for i in range(start, len(lines)) if lines[i].startswith('trap '))
+    go = next(l for l in lines if l.startswith('touch "$colab_dir/go"'))
+    wait = next(i for i, l in enumerate(lines) if l.startswith('colab_status=0; wait'))
+    return lines[start:trap + 1], go, lines[wait:wait + 5]
 
-def run_ci(tmp_path, tests_fail: bool, build_s: int):
-    "The background build of .ci/run around a test step that passes or fails; .ci/colab-venv replaced by a fake."
+def run_ci(tmp_path, tests_fail: bool, build_s: int, colab='echo colab'):
+    """.ci/run's background Colab target around a step 1 (2 s) and a test step that passes or fails; .ci/colab-venv and
+    .ci/colab replaced by fakes (the fake .ci/colab says 'too-early' if it starts before step 1 has passed)."""
     (tmp_path/'.ci').mkdir(exist_ok=True)
     (tmp_path/'.ci'/'colab-venv').write_text(f'echo building; sleep {build_s} & echo $! > {tmp_path}/sleeper; wait; echo built\n')
-    start, wait = background_build_lines()
+    (tmp_path/'.ci'/'colab').write_text(f'[ -e step1 ] || echo too-early\n{colab}\n')
+    start, go, wait = background_lines()
     tests = 'sleep 1; false' if tests_fail else 'sleep 1'
-    script = '\n'.join(['set -euo pipefail', f'cd {tmp_path}', *start, tests, *wait, 'echo colab'])
+    script = '\n'.join(['set -euo pipefail', f'cd {tmp_path}', 'start=$SECONDS', *start, 'sleep 2; touch step1', go, tests, *wait])
     return subprocess.run(['bash', '-c', script], capture_output=True, text=True, timeout=120)
 
-def test_colabs_venv_builds_beside_the_tests_and_is_waited_for(tmp_path):
-    r = run_ci(tmp_path, tests_fail=False, build_s=3)
-    assert r.returncode == 0 and r.stdout.split() == ['building', 'built', 'colab'], r.stdout + r.stderr
+def test_colabs_target_runs_beside_the_tests_after_step_1_and_is_waited_for(tmp_path):
+    r = run_ci(tmp_path, tests_fail=False, build_s=0)
+    assert r.returncode == 0 and r.stdout.split()[:3] == ['building', 'built', 'colab'], r.stdout + r.stderr
+    assert "CI: Colab's target passed" in r.stdout.splitlines()[-1]
+
+def test_a_failing_colab_target_fails_ci(tmp_path):
+    r = run_ci(tmp_path, tests_fail=False, build_s=0, colab='echo colab; exit 3')
+    assert r.returncode == 3 and "CI: FAILED: Colab's target" in r.stdout, r.stdout + r.stderr
 
 def test_a_failing_ci_stops_colabs_venv_build(tmp_path):
     r = run_ci(tmp_path, tests_fail=True, build_s=60)
