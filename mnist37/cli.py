@@ -66,10 +66,11 @@ def cmd_data(args):
 # %% ../nbs/09a_cli.ipynb #38cc19ae
 def cmd_student(args):
     "Write student copies of the lesson notebooks (outputs cleared, solutions stubbed)."
+    from mnist37.checks.writing import FolderNotOurs
     from mnist37.student import student_copies
     try: paths = student_copies(args.nbs, args.out, force=args.force, colab=args.colab)
-    except (OSError, ValueError) as e:  # the library names its Python argument, force=True; here it is --force
-        sys.exit(f'mnist37: {e}'.replace('--force (force=True)', '--force').replace('force=True', '--force'))
+    except FolderNotOurs as e: sys.exit(f"mnist37: {e.saying('--force')}")
+    except (OSError, ValueError) as e: sys.exit(f'mnist37: {e}')
     say(f'Wrote {len(paths)} student notebooks to {args.out}')
     return paths
 

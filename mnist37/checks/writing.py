@@ -24,6 +24,15 @@ _TMP = '.mnist37-student-tmp-'
 
 class FolderNotOurs(FileExistsError, ValueError):
     "The output folder holds files `student_copies` did not write, or that changed since: `force=True` writes anyway."
+    def __init__(self, dest, theirs: list):
+        self.dest, self.theirs = dest, theirs
+        super().__init__(self.saying('force=True (--force at the command line)'))
+
+    def saying(self, force: str) -> str:
+        "The message, naming the way to write anyway as `force` (the command line says `--force`)."
+        more = f' and {len(self.theirs) - 3} more' if len(self.theirs) > 3 else ''
+        return (f"{self.dest} holds files student copies did not write, or changed since ({', '.join(self.theirs[:3])}"
+                f"{more}); choose an empty folder, or use {force} to replace the notebooks of the same names")
 
 def _sha(fn: Path) -> str: return hashlib.sha256(fn.read_bytes()).hexdigest()
 
@@ -66,11 +75,7 @@ def check_out_folder(nbs: Path, dest: Path, force: bool) -> Path:
                          f'{src}; choose an --out folder outside it')
     if out.exists() and not out.is_dir():
         raise FileExistsError(f'{dest} exists and is not a folder; choose another --out folder')
-    if theirs := (_not_ours(out) if out.is_dir() and not force else []):
-        more = f' and {len(theirs) - 3} more' if len(theirs) > 3 else ''
-        raise FolderNotOurs(f"{dest} holds files student copies did not write, or changed since "
-                            f"({', '.join(theirs[:3])}{more}); choose an empty folder, "
-                            "or use --force (force=True) to replace the notebooks of the same names")
+    if theirs := (_not_ours(out) if out.is_dir() and not force else []): raise FolderNotOurs(dest, theirs)
     return out
 
 # %% ../../nbs/08_checks.writing.ipynb #wr12
