@@ -1,5 +1,5 @@
 "How CI runs the suite (.ci/run, tests/conftest.py): what it does to save time must not lose a test or leave a process."
-import subprocess, sys, textwrap, time
+import os, subprocess, sys, textwrap, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,8 @@ def run_ci(tmp_path, tests_fail: bool, build_s: int, colab='echo colab'):
     start, go, wait = background_lines()
     tests = 'sleep 1; false' if tests_fail else 'sleep 1'
     script = '\n'.join(['set -euo pipefail', f'cd {tmp_path}', 'start=$SECONDS', *start, 'sleep 2; touch step1', go, tests, *wait])
-    return subprocess.run(['bash', '-c', script], capture_output=True, text=True, timeout=120)
+    return subprocess.run(['bash', '-c', script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, 'TMPDIR': str(tmp_path)})   # its mktemp -d folder: here, not in /tmp
 
 def test_colabs_target_runs_beside_the_tests_after_step_1_and_is_waited_for(tmp_path):
     r = run_ci(tmp_path, tests_fail=False, build_s=0)
