@@ -1,5 +1,5 @@
 "How CI runs the suite (.ci/run, tests/conftest.py): what it does to save time must not lose a test or leave a process."
-import os, subprocess, sys, textwrap, time
+import os, re, subprocess, sys, textwrap, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,13 +28,13 @@ def background_lines():
     lines = (ROOT/'.ci'/'run').read_text().splitlines()
     start = next(i for i, l in enumerate(lines) if l.startswith('colab_dir=$(mktemp -d)'))
     trap = next(i for i in range(start, len(lines)) if lines[i].startswith('trap '))
-    go = next(l for l in lines if l.startswith('touch "$colab_dir/go"'))
+    go = re.search(r'touch "\$colab_dir/go"', (ROOT/'.ci'/'run').read_text()).group(0)
     wait = next(i for i, l in enumerate(lines) if l.startswith('colab_status=0; wait'))
     return lines[start:trap + 1], go, lines[wait:wait + 5]
 
 def run_ci(tmp_path, tests_fail: bool, build_s: int, colab='echo colab'):
-    """.ci/run's background Colab target around a step 1 (2 s) and a test step that passes or fails; .ci/colab-venv and
-    .ci/colab replaced by fakes (the fake .ci/colab says 'too-early' if it starts before step 1 has passed)."""
+    """.ci/run's background Colab target around nbdev_test (2 s) and a test step that passes or fails; .ci/colab-venv and
+    .ci/colab replaced by fakes (the fake .ci/colab says 'too-early' if it starts before nbdev_test has passed)."""
     (tmp_path/'.ci').mkdir(exist_ok=True)
     (tmp_path/'.ci'/'colab-venv').write_text(f'echo building; sleep {build_s} & echo $! > {tmp_path}/sleeper; wait; echo built\n')
     (tmp_path/'.ci'/'colab').write_text(f'[ -e step1 ] || echo too-early\n{colab}\n')
@@ -44,7 +44,7 @@ def run_ci(tmp_path, tests_fail: bool, build_s: int, colab='echo colab'):
     return subprocess.run(['bash', '-c', script], capture_output=True, text=True, timeout=120,
                           env={**os.environ, 'TMPDIR': str(tmp_path)})   # its mktemp -d folder: here, not in /tmp
 
-def test_colabs_target_runs_beside_the_tests_after_step_1_and_is_waited_for(tmp_path):
+def test_colabs_target_runs_beside_the_tests_after_nbdev_test_and_is_waited_for(tmp_path):
     r = run_ci(tmp_path, tests_fail=False, build_s=0)
     assert r.returncode == 0 and r.stdout.split()[:3] == ['building', 'built', 'colab'], r.stdout + r.stderr
     assert "CI: Colab's target passed" in r.stdout.splitlines()[-1]
