@@ -12,6 +12,7 @@ from pathlib import Path
 
 NBS = Path(__file__).resolve().parents[1]/'nbs'
 TIMEOUT = 600  # seconds per cell
+STARTUP = 300  # seconds for a kernel to start (nbclient's 60 are too few at CI's lowest priority on a busy machine)
 
 def notebooks(folder=NBS):
     "Every notebook of the site, in name order."
@@ -59,7 +60,8 @@ def run_notebook(path, env: dict) -> tuple:
     old = dict(os.environ); os.environ.clear(); os.environ.update(env)  # the kernel inherits this process's environment
     t0 = time.perf_counter()
     try:
-        NotebookClient(nb, timeout=TIMEOUT, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute(stderr=subprocess.DEVNULL)  # not the kernel's own log
+        NotebookClient(nb, timeout=TIMEOUT, startup_timeout=STARTUP, kernel_name='python3',
+                       resources={'metadata': {'path': str(path.parent)}}).execute(stderr=subprocess.DEVNULL)  # not the kernel's own log
         found = problems(nb)
     except CellExecutionError as e: found = problems(nb) or [str(e).strip().splitlines()[-1]]
     finally: os.environ.clear(); os.environ.update(old)
