@@ -1,5 +1,5 @@
 "The checker against hostile or careless code (issue 22 section 6), its verdict as HTML and text (issue 20 section 3), and one `check` for every exercise (issue 21 section 2)."
-import ast, subprocess, sys, threading, time
+import subprocess, sys, threading, time
 from pathlib import Path
 import pytest, torch
 import mnist37.checks.feedback as feedback
@@ -178,10 +178,10 @@ def test_the_former_entry_points_give_the_same_verdicts():
 def test_importing_the_checker_has_no_cycle_among_its_modules():
     "Each group of checks (mnist37/checks) imports feedback and lesson modules, never another group; feedback imports limits only, limits none."
     groups = ['pixels', 'sgd', 'models', 'learner', 'digits']
-    def ours(m):  # the modules of mnist37/checks that m imports, `from .x import y` and `from . import x` alike
-        tree = ast.parse((ROOT/'mnist37'/'checks'/f'{m}.py').read_text())
-        return {a.name if n.module is None else n.module.split('.')[0]
-                for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1 for a in n.names}
+    from test_architecture import imports   # the one reading of the library's imports
+    found = imports(ROOT/'mnist37')
+    def ours(m):  # the modules of mnist37/checks that checks.m imports
+        return {t.split('.', 1)[1] for mod, t, _ in found if mod == f'checks.{m}' and t.startswith('checks.')}
     assert ours('limits') == set() and ours('feedback') == {'limits'}
     for m in groups: assert 'feedback' in ours(m) and not ours(m) & set(groups), (m, ours(m))
     out = subprocess.run([sys.executable, '-c', 'import mnist37.exercises'], capture_output=True, text=True, cwd=ROOT)
