@@ -4,8 +4,9 @@ import json, re
 from pathlib import Path
 import pytest
 
-NBS = Path(__file__).parent.parent/'nbs'
 from mnist37.student import STUDENT_NOTEBOOKS
+
+NBS = Path(__file__).parent.parent/'nbs'
 MINE = list(STUDENT_NOTEBOOKS)
 MOSTLY_CHECKS = {'05a_review': 0}   # the most visible mostly-check cells a notebook may have; 4 where not named
 
@@ -60,15 +61,12 @@ def test_most_lesson_notebooks_have_exercises():
     assert len(WITH_EXERCISES) >= 8, WITH_EXERCISES
 
 LINE_LIMIT = 120   # about what JupyterLab shows without sideways scrolling at a usual width
-LONG_LINES_LEFT = set()   # notebooks whose long lines are not split yet
 
 def long_lines(name, limit=LINE_LIMIT):
     "(cell id, length) of every line over `limit` characters in a visible code cell (exported ones included)."
     return [(c['id'], len(l)) for c in cells(name) if c['cell_type'] == 'code' and not re.search(r'^#\|\s*hide', src(c), re.M)
             for l in src(c).splitlines() if len(l) > limit]
 
-@pytest.mark.parametrize('name', [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason='lines not split yet: '
-                                  'take the name out of LONG_LINES_LEFT once they are')) if n in LONG_LINES_LEFT else n
-                                  for n in MINE])
+@pytest.mark.parametrize('name', MINE)
 def test_no_visible_code_line_is_too_long_to_read(name):
     assert not long_lines(name), long_lines(name)

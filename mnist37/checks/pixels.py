@@ -118,6 +118,7 @@ _NEAREST_MISTAKES = {  # what to say when the verdicts are those of a typical mi
     'mean_distance': 'you averaged the distances to all the training 3s (and 7s): keep only the smallest one',
     'squared': 'you measured with squared differences (as RMSE does): use mnist_distance\'s mean absolute difference',
     'flipped': 'the verdicts are the wrong way round: True means "the nearest 3 is nearer than the nearest 7"'}
+
 def _batch_shape(out, x, n):
     "What is wrong if `out`, the verdicts on the batch `x`, is not one True/False per image (`n`: digits of a kind)."
     if not isinstance(out, torch.Tensor): return f'your function returned a {type(out).__name__}; return a tensor'
