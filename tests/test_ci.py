@@ -41,8 +41,10 @@ def run_ci(tmp_path, tests_fail: bool, build_s: int, colab='echo colab'):
     start, go, wait = background_lines()
     tests = 'sleep 1; false' if tests_fail else 'sleep 1'
     script = '\n'.join(['set -euo pipefail', f'cd {tmp_path}', 'start=$SECONDS', *start, 'sleep 2; touch step1', go, tests, *wait])
-    return subprocess.run(['bash', '-c', script], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, 'TMPDIR': str(tmp_path)})   # its mktemp -d folder: here, not in /tmp
+    r = subprocess.run(['bash', '-c', script], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, 'TMPDIR': str(tmp_path)})   # its mktemp -d folder: here, not in /tmp
+    assert not list(tmp_path.glob('tmp.*')), 'CI left its folder for Colab\'s target behind'
+    return r
 
 def test_colabs_target_runs_beside_the_tests_after_nbdev_test_and_is_waited_for(tmp_path):
     r = run_ci(tmp_path, tests_fail=False, build_s=0)
@@ -62,3 +64,24 @@ def test_a_failing_ci_stops_colabs_venv_build(tmp_path):
         if not running(): break
         time.sleep(0.1)
     assert not running(), 'the background build went on after CI stopped'
+
+def need_lines():
+    "The lines of .ci/run that work out how many GB of room CI needs, before anything is installed."
+    return [l for l in (ROOT/'.ci'/'run').read_text().splitlines() if l.startswith('need_gb=')]
+
+def test_ci_stops_first_and_says_so_when_the_disk_has_no_room(tmp_path):
+    "Not pip's 'No space left on device' halfway through an install: the folder, the room there and what to free."
+    (tmp_path/'.ci').mkdir(); (tmp_path/'.ci'/'run').write_text((ROOT/'.ci'/'run').read_text())
+    r = subprocess.run(['bash', str(tmp_path/'.ci'/'run')], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, 'MNIST37_CI_NEED_GB': str(10**9), 'TMPDIR': str(tmp_path)})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stdout.startswith(f'CI: not enough room on the disk of {tmp_path}: ') and 'pip cache purge' in r.stdout, r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['.ci'], 'CI went on after saying it had no room'
+
+def test_ci_asks_for_room_only_for_the_venvs_it_has_yet_to_build(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != 'MNIST37_CI_NEED_GB'}
+    need = lambda: subprocess.run(['bash', '-c', '\n'.join(['set -euo pipefail', *need_lines(), 'echo $need_gb'])], cwd=tmp_path,
+                                  capture_output=True, text=True, env=env).stdout.split()
+    assert need() == ['15']                     # a fresh clone: both venvs and pip's unpacking
+    (tmp_path/'.venv').mkdir(); assert need() == ['8']
+    (tmp_path/'.venv-colab').mkdir(); assert need() == ['2']

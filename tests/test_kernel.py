@@ -14,10 +14,14 @@ def fallback_home(tmp_path_factory):
     return str(tmp_path_factory.mktemp('kernel_home'))
 
 @pytest.mark.parametrize('nb', notebooks(), ids=lambda p: p.stem)
-def test_notebook_in_a_real_kernel(nb, fallback_home):
-    secs, found = run_notebook(nb, data_env('fallback', fallback_home))
+def test_notebook_in_a_real_kernel(nb, fallback_home, tmp_path):
+    "Every cell runs without an error, a warning or stderr, and the notebook leaves nothing in the temp folder."
+    (tmp_path/'tmp').mkdir()
+    secs, found = run_notebook(nb, {**data_env('fallback', fallback_home), 'TMPDIR': str(tmp_path/'tmp')})
     print(f'{nb.name} (fallback): {secs:.1f} s')
     assert not found, '\n'.join(found)
+    left = sorted(p.name for p in (tmp_path/'tmp').iterdir() if not p.name.startswith('torchinductor_'))  # PyTorch's cache, kept by name
+    assert not left, f"{nb.name} left {left} in the temp folder: a demo's folders must be removed by the notebook's end"
 
 def test_the_kernel_run_runs_slow_cells_and_sees_errors_and_stderr(tmp_path):
     "What nbdev_test skips (`#| slow`) runs here; an exception or anything on stderr fails the notebook."

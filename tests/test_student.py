@@ -146,8 +146,9 @@ def _executed(path):
     from kernel import data_env
     from nbclient import NotebookClient
     nb = nbformat.read(path, as_version=4)
-    os.environ.clear(); os.environ.update(data_env('fallback'))
-    NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute()
+    with tempfile.TemporaryDirectory(prefix='mnist37-fallback-') as home:
+        os.environ.clear(); os.environ.update(data_env('fallback', home))
+        NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute()
     return nb
 
 def test_every_untouched_copy_runs_to_the_end_in_a_real_kernel(copies):

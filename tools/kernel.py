@@ -32,11 +32,13 @@ def lesson_notebooks(folder=NBS) -> list:
     return [Path(folder)/n for s in LESSON_SECTIONS for n in sections[s]]
 
 def data_env(data: str, home: str|None = None) -> dict:
-    "The environment for a kernel on `data`: 'fallback' (offline, empty fastai home) or 'full' (as the caller has it)."
+    """The environment for a kernel on `data`: 'fallback' (offline, fastai's home in the folder `home`, which the caller
+    makes and removes) or 'full' (as the caller has it)."""
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYDEVD_DISABLE_FILE_VALIDATION': '1'}
     env.pop('MNIST37_ALLOW_REPACKED', None)  # set by tests/conftest.py for its synthetic archives: not what a person has
     if data == 'fallback':
-        env.update(FASTAI_HOME=home or tempfile.mkdtemp(prefix='mnist37-fallback-'), MNIST37_OFFLINE='1')
+        if not home: raise ValueError("data_env('fallback') needs a folder for fastai's home (an empty one: the fallback is built there)")
+        env.update(FASTAI_HOME=str(home), MNIST37_OFFLINE='1')
         env.pop('MNIST37_ARCHIVE', None)
     return env
 
@@ -77,10 +79,9 @@ def main(argv=None):
     p.add_argument('--lesson', action='store_true', help=f"only the notebooks a student works through: the sidebar's sections {' and '.join(map(repr, LESSON_SECTIONS))}")
     a = p.parse_args(argv)
     nbs = a.notebooks or (lesson_notebooks() if a.lesson else notebooks())
-    home = tempfile.mkdtemp(prefix='mnist37-fallback-') if a.data == 'fallback' else None
-    env = data_env(a.data, home)
     failed = 0
-    with ProcessPoolExecutor(a.jobs) as pool:
+    with tempfile.TemporaryDirectory(prefix='mnist37-fallback-') as home, ProcessPoolExecutor(a.jobs) as pool:
+        env = data_env(a.data, home if a.data == 'fallback' else None)   # the fallback's home goes when the run ends
         for nb, (secs, found) in zip(nbs, pool.map(_one, [(nb, env) for nb in nbs])):
             failed += bool(found)
             print(f'{nb.name:32} {secs:6.1f} s  ' + ('ok' if not found else 'FAILED: ' + ' | '.join(found)), flush=True)
