@@ -48,7 +48,8 @@ class Sample:
     layout: Layout = field(default_factory=lambda: MNIST_SAMPLE, repr=False)  # the data set asked for
     def __str__(self):
         what = f'the full {self.layout.title}' if self.full else f'the OFFLINE FALLBACK ({self.layout.stand_in})'
-        return f'{what} from {self.source}: {_tally(count_pngs(self.path, self.layout.counts))} images in {self.path}'
+        where = '' if self.source == 'fallback' else f' from {self.source}'  # the fallback's name says it already
+        return f'{what}{where}: {_tally(count_pngs(self.path, self.layout.counts))} images in {self.path}'
 
 # %% ../../nbs/12b_datasets.source.ipynb #e4c46ebe
 def _online(host='s3.amazonaws.com') -> bool:
