@@ -4,6 +4,7 @@
 
 # %% ../nbs/01_pixel_similarity.ipynb #2577be62
 from __future__ import annotations
+import math
 import matplotlib.pyplot as plt
 import torch
 from .data import check_images
@@ -23,7 +24,7 @@ def show_digits(images, # a list or stack of 28x28 tensors
                 symmetric=False): # centre the colours on 0 (for weights: with cmap='bwr', 0 is white)
     "Draw 28x28 images in a grid and return the figure."
     images = [torch.as_tensor(i).detach().cpu().reshape(28, 28) for i in images]
-    nrows = max(1, -(-len(images)//ncols))
+    nrows = max(1, math.ceil(len(images) / ncols))  # enough rows for every image
     fig, axs = plt.subplots(nrows, ncols, figsize=(ncols*size, nrows*size*1.15), squeeze=False)
     for i, ax in enumerate(axs.flat):
         ax.axis('off')
@@ -70,7 +71,8 @@ def baseline_accuracy(valid3, valid7, mean3, mean7):
 def compact_figures(colors=256): # the most colours a saved figure keeps
     "Store this notebook's matplotlib figures as PNGs of at most `colors` colours: the same look, a third of the bytes."
     from IPython import get_ipython
-    if (ip := get_ipython()) is None: return   # not in a notebook: nothing to store
+    ip = get_ipython()
+    if ip is None: return   # not in a notebook: nothing to store
     plt.close(plt.figure())   # loads the notebook's figure display first, so that it does not replace ours later
     import base64, io
     from matplotlib.figure import Figure

@@ -46,11 +46,13 @@ def _check_values(x, name):
     "Refuse integer or non-finite pixels, and warn about pixels above 1; return `x` unchanged."
     if not x.is_floating_point():
         raise TypeError(f"{name} holds integers ({x.dtype}): pixels must be scaled to 0..1 first, e.g. x.float()/255")
-    if not (ok := torch.isfinite(x)).all():
+    ok = torch.isfinite(x)  # True for every ordinary number, False for NaN and infinity
+    if not ok.all():
         at = (~ok).nonzero()[0].tolist()
         raise ValueError(f"{name} holds {(~ok).sum().item()} NaN or infinite pixel(s), the first at index {at} "
                          f"({x[tuple(at)].item()}): find where they were computed (a 0/0?) and fix it there")
-    if (top := x.max().item()) > 1:
+    top = x.max().item()
+    if top > 1:
         warnings.warn(f"{name} has values up to {top:g}: were the pixels divided by 255? "
                       "Results will not match the lesson's.")
     return x

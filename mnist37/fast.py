@@ -141,4 +141,6 @@ def train_net(train, valid, # `TensorLoader`s
     "A seeded `simple_net` trained with `fit`, one epoch at a time; returns the final validation accuracy."
     set_seed(seed)
     model = simple_net().to(device or valid.x.device)
-    return [fit(model, train, valid, 1, lr) for _ in (progress or iter)(range(epochs))][-1][-1][1]
+    steps = range(epochs) if progress is None else progress(range(epochs))  # the bar, if one is given
+    for _ in steps: history = fit(model, train, valid, 1, lr)  # one epoch: [(mean loss, accuracy)]
+    return history[0][1]

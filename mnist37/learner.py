@@ -60,7 +60,7 @@ class Learner:
         self.dls, self.model, self.loss_func, self.opt_func = dls, model, loss_func, opt_func
         self.metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
         self.recorder = Recorder()
-        self.cbs, self.training = [self.recorder, *cbs], False
+        self.cbs, self.training = [self.recorder] + list(cbs), False
 
 # %% ../nbs/10_learner.ipynb #a10d0020
 def _name(f): return getattr(f, '__name__', type(f).__name__)
@@ -106,7 +106,8 @@ def fit(self: Learner, epochs: int, lr: float):
     check_lr(lr); check_loader(self.dls.train, 'dls.train'); check_loader(self.dls.valid, 'dls.valid')
     self.n_epoch, self.lr, self.opt = epochs, lr, self.opt_func(self.model.parameters(), lr)
     self('before_fit')
-    for self.epoch in range(epochs):
+    for epoch in range(epochs):
+        self.epoch = epoch  # callbacks read it
         self('before_epoch'); self._all_batches(True); self._all_batches(False); self('after_epoch')
     self('after_fit')
     return self

@@ -152,5 +152,6 @@ def train_linear(train, # batches of (images, targets) to learn from
     set_seed(seed)
     w, b = init_params((28*28, 1), device=device), init_params(1, device=device)
     model = partial(linear1, weights=w, bias=b)
-    for _ in (progress or iter)(range(epochs)): train_epoch(model, train, lr, (w, b))
+    steps = range(epochs) if progress is None else progress(range(epochs))  # the bar, if one is given
+    for _ in steps: train_epoch(model, train, lr, (w, b))
     return validate_epoch(model, valid)

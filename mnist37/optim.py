@@ -60,7 +60,8 @@ def train_optim(train, valid, epochs=10, lr=1., seed=42,
     set_seed(seed)
     model = nn.Linear(28*28, 1).to(device)
     opt = BasicOptim(model.parameters(), lr)
-    for _ in (progress or iter)(range(epochs)): fit_epoch(model, train, opt)
+    steps = range(epochs) if progress is None else progress(range(epochs))  # the bar, if one is given
+    for _ in steps: fit_epoch(model, train, opt)
     return validate_epoch(model, valid)
 
 # %% ../nbs/04_optimizer.ipynb #e9521526

@@ -87,7 +87,8 @@ def plot_descent(lr, x0=1.5, steps=6, ax=None, title=None):
 def _widget_frontend() -> bool:
     "True in a live notebook that can draw widgets; False in nbdev_test, nbclient, a terminal."
     # MNIST37_WIDGETS=1/true or 0/false decides, when it is set (anything else is an error that names it)
-    if (flag := env_flag('MNIST37_WIDGETS', None)) is not None: return flag
+    flag = env_flag('MNIST37_WIDGETS', None)
+    if flag is not None: return flag
     ip = sys.modules.get('IPython') and sys.modules['IPython'].get_ipython()
     if type(ip).__name__ not in ('ZMQInteractiveShell', 'Shell'): return False   # Shell: Colab's
     vscode = any(k.startswith('VSCODE') for k in os.environ)

@@ -64,6 +64,14 @@ def test_summary_has_a_row_per_student_and_a_column_per_exercise():
     assert lines[3].split() == ['cy', 'missing', 'missing'] and lines[4] == 'cy: not handed in: 03.ipynb'   # bo handed 03 in
     assert 'cy.ipynb is not a notebook' in lines[5]
 
+def test_grade_says_where_the_csv_went_and_what_its_marks_mean(tmp_path, capsys):
+    "A file that is not a notebook is graded without a kernel: the whole command in a second."
+    (tmp_path/'class').mkdir(); (tmp_path/'class'/'cy.ipynb').write_text('my answers are in my head')
+    grade(tmp_path/'class', tmp_path/'g.csv', jobs=1, timeout=60)
+    out = capsys.readouterr().out
+    assert f"every verdict with its message is in {tmp_path/'g.csv'}" in out, out
+    assert 'ok = correct, no = not yet, - = not written' in out.replace('\n', ' '), out
+
 def test_summary_names_every_exercise_in_full_within_80_columns_and_says_what_was_not_handed_in():
     "New-user review: the headers were cut at 12 characters, and a notebook not handed in showed blank cells."
     names = ['stack_shapes', 'broadcast_shapes', 'is_3_rmse', 'numerical_grad', 'momentum_step', 'largest_lr',
