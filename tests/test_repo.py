@@ -255,3 +255,14 @@ def test_ci_stops_when_nbdev_test_fails():
     script = '\n'.join(['set -euo pipefail', 'start=$SECONDS', 'false && true', *lines[i + 1:i + 3], 'echo passed'])  # nbdev_test failing
     r = subprocess.run(['bash', '-c', script], capture_output=True, text=True)
     assert r.returncode != 0 and 'passed' not in r.stdout, r.stdout
+
+def test_no_name_is_used_undefined_in_the_library_tests_or_tools():
+    "pyflakes' undefined names, in the fast loop: a NameError in a slow test (a missing import) surfaced only in CI once."
+    import ast
+    from pyflakes.checker import Checker
+    from pyflakes.messages import UndefinedName
+    files = [*(ROOT/'mnist37').rglob('*.py'), *(ROOT/'tests').glob('*.py'), *(ROOT/'tools').glob('*.py')]
+    found = [f'{f.relative_to(ROOT)}:{m.lineno}: {m.message % m.message_args}' for f in files
+             for m in Checker(ast.parse(f.read_text()), filename=str(f), builtins={'get_ipython'}).messages  # an IPython kernel's own
+             if isinstance(m, UndefinedName)]
+    assert len(files) > 40 and not found, found

@@ -1,6 +1,6 @@
 """Student copies (issue 20 §1, §2, §4; issue 22's `student` defects): only the notebooks a student works in, no answer
 anywhere, words for the student, a copy that runs to the end, never written over the sources or a person's files."""
-import ast, json, os, platform, re, subprocess, sys
+import ast, json, os, platform, re, subprocess, sys, tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 import nbformat, pytest
