@@ -24,7 +24,7 @@ def show_digits(images, # a list or stack of 28x28 tensors
                 symmetric=False): # centre the colours on 0 (for weights: with cmap='bwr', 0 is white)
     "Draw 28x28 images in a grid and return the figure."
     images = [torch.as_tensor(i).detach().cpu().reshape(28, 28) for i in images]
-    nrows = max(1, math.ceil(len(images) / ncols))  # enough rows for every image
+    nrows = max(1, math.ceil(len(images) / ncols))  # rounded up: a part-full last row is a row too; at least one
     fig, axs = plt.subplots(nrows, ncols, figsize=(ncols*size, nrows*size*1.15), squeeze=False)
     for i, ax in enumerate(axs.flat):
         ax.axis('off')

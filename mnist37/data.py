@@ -39,7 +39,8 @@ class Digits(NamedTuple):
 
 def load_sample(path, cache=True) -> Digits:
     "Load `train/3`, `train/7`, `valid/3` and `valid/7` under `path` with `load_digits`."
-    return Digits(*(load_digits(Path(path)/f, cache) for f in EXPECTED))
+    train3, train7, valid3, valid7 = [load_digits(Path(path)/f, cache) for f in EXPECTED]
+    return Digits(train3, train7, valid3, valid7)
 
 # %% ../nbs/00_data.ipynb #c4ec1a05
 def _check_values(x, name):

@@ -139,8 +139,9 @@ def train_net(train, valid, # `TensorLoader`s
               device=None, # default: where `valid` is
               progress=None): # wraps `range(epochs)`, e.g. a progress bar
     "A seeded `simple_net` trained with `fit`, one epoch at a time; returns the final validation accuracy."
+    if epochs < 1: raise ValueError(f'epochs must be 1 or more, got {epochs}')  # else no accuracy to return
     set_seed(seed)
     model = simple_net().to(device or valid.x.device)
     steps = range(epochs) if progress is None else progress(range(epochs))  # the bar, if one is given
     for _ in steps: history = fit(model, train, valid, 1, lr)  # one epoch: [(mean loss, accuracy)]
-    return history[0][1]
+    return history[-1][1]   # the last epoch's accuracy

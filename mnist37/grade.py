@@ -19,7 +19,7 @@ __all__ = ['COLUMNS', 'VERDICTS', 'MARKS', 'LEGEND', 'grade_notebook', 'submissi
 COLUMNS = ('student', 'notebook', 'exercise', 'verdict', 'message')
 VERDICTS = ('correct', 'not yet', 'not written', 'error', 'timed out')
 MARKS = {'correct': 'ok', 'not yet': 'no', 'not written': '-', 'error': 'ERR', 'timed out': 'TIME', 'not handed in': 'missing'}
-LEGEND = ', '.join(f'{m} = {v}'.replace(' ', '\xa0') for v, m in MARKS.items())  # no-break spaces: wrapped, no item is cut
+LEGEND = ', '.join(f'{m} = {v}'.replace(' ', '\xa0') for v, m in [*MARKS.items(), ('not graded (see above)', 'blank')])  # no-break spaces: wrapped, no item is cut
 
 # %% ../nbs/08f_grade.ipynb #f014c
 def grade_notebook(path, student: str, timeout: float = 600, seed: int = 0,
@@ -119,8 +119,8 @@ def grade(folder, # one notebook per student, or one folder per student
         futures = [pool.submit(grade_notebook, p, s, timeout, seed, _reference(nbs, p)) for s, p in subs]
         for f in progress_bar(as_completed(futures), total=len(futures)): rows += f.result()
     rows.sort(key=lambda r: r[:2]); _write_csv(rows, Path(out))
-    print(f'\n{len(subs)} notebooks graded in {time.monotonic() - t0:.0f} s, {jobs or os.cpu_count()} at once; '
-          f'every verdict with its message is in {out}\n' + summary(rows))
+    n = len(subs); print(f"\n{n} notebook{'s' * (n != 1)} graded in {time.monotonic() - t0:.0f} s, {jobs or os.cpu_count()} at once\n"
+          f'Every verdict, with its message: {out}\n' + summary(rows))
     return rows
 
 # %% ../nbs/08f_grade.ipynb #f028b

@@ -60,7 +60,8 @@ class Learner:
         self.dls, self.model, self.loss_func, self.opt_func = dls, model, loss_func, opt_func
         self.metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
         self.recorder = Recorder()
-        self.cbs, self.training = [self.recorder] + list(cbs), False
+        cbs = list(cbs) if isinstance(cbs, (list, tuple)) else [cbs]  # one callback, or several
+        self.cbs, self.training = [self.recorder] + cbs, False
 
 # %% ../nbs/10_learner.ipynb #a10d0020
 def _name(f): return getattr(f, '__name__', type(f).__name__)
@@ -116,7 +117,7 @@ def fit(self: Learner, epochs: int, lr: float):
 class Recorder:
     "Callback: after each epoch, the training loss, validation loss and metrics, each averaged over items."
     def before_fit(self, learn):
-        self.names, self.values = ['train_loss', 'valid_loss', *(_name(m) for m in learn.metrics)], []
+        self.names, self.values = ['train_loss', 'valid_loss'] + [_name(m) for m in learn.metrics], []
     def before_epoch(self, learn): self.sums, self.counts = {True: 0., False: 0.}, {True: 0, False: 0}
     def after_batch(self, learn):
         n, t = len(learn.yb), learn.training
@@ -124,7 +125,7 @@ class Recorder:
         if not t: vals += [torch.as_tensor(m(learn.preds, learn.yb)).float() for m in learn.metrics]
         self.sums[t] = self.sums[t] + torch.stack(vals)*n; self.counts[t] += n
     def after_epoch(self, learn):
-        train, valid = (self.sums[t]/self.counts[t] for t in (True, False))
+        train, valid = self.sums[True]/self.counts[True], self.sums[False]/self.counts[False]  # means per item
         self.values.append(train.tolist() + valid.tolist())
         check_finite(self.values[-1][0], learn.lr)
     def __repr__(self): return f'Recorder({self.names}, {len(self.values)} epochs)'

@@ -28,7 +28,9 @@ def lesson_xy(path, # the MNIST_SAMPLE folder, e.g. `mnist_sample()`
               device=None): # where the tensors go (default: the CPU)
     "`train_x, train_y, valid_x, valid_y` of the lesson: `to_xy` of `load_sample(path)`, on `device`."
     d = load_sample(path)
-    return [t.to(device) for t in (*to_xy(d[0], d[1]), *to_xy(d[2], d[3]))]
+    train_x, train_y = to_xy(d.train3, d.train7)
+    valid_x, valid_y = to_xy(d.valid3, d.valid7)
+    return [t.to(device) for t in (train_x, train_y, valid_x, valid_y)]
 
 # %% ../nbs/03_linear.ipynb #e5a7cf1c
 def init_params(size, # shape of the tensor

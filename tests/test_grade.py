@@ -69,8 +69,10 @@ def test_grade_says_where_the_csv_went_and_what_its_marks_mean(tmp_path, capsys)
     (tmp_path/'class').mkdir(); (tmp_path/'class'/'cy.ipynb').write_text('my answers are in my head')
     grade(tmp_path/'class', tmp_path/'g.csv', jobs=1, timeout=60)
     out = capsys.readouterr().out
-    assert f"every verdict with its message is in {tmp_path/'g.csv'}" in out, out
-    assert 'ok = correct, no = not yet, - = not written' in out.replace('\n', ' '), out
+    assert f"\nEvery verdict, with its message: {tmp_path/'g.csv'}\n" in out, out
+    legend = ' '.join(out.split())   # wrapped at 80 columns
+    assert 'ok = correct, no = not yet, - = not written' in legend and 'blank = not graded (see above)' in legend, out
+    assert [l.split() for l in out.splitlines() if l.startswith('cy')][0] == ['cy']   # cy's row, blank; the line under the table says why
 
 def test_summary_names_every_exercise_in_full_within_80_columns_and_says_what_was_not_handed_in():
     "New-user review: the headers were cut at 12 characters, and a notebook not handed in showed blank cells."

