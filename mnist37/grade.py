@@ -64,7 +64,8 @@ def _missing(rows) -> dict:
     "{student: the notebooks they did not hand in}: those with exercises that other students handed in under that name."
     shared = sorted({r[1] for r in rows if r[2] and r[1] != f'{r[0]}.ipynb'})  # not a notebook named after its student
     handed = {tuple(r[:2]) for r in rows}
-    return {s: [n for n in shared if (s, n) not in handed] for s in dict.fromkeys(r[0] for r in rows)}
+    one = {r[0] for r in rows if r[1] == f'{r[0]}.ipynb'}  # one notebook, named after its student: which lesson it is, unknown
+    return {s: [] if s in one else [n for n in shared if (s, n) not in handed] for s in dict.fromkeys(r[0] for r in rows)}
 
 def _blocks(widths: dict, room: int) -> list:
     "The columns of `widths` ({name: width}) cut into blocks that fit in `room` characters (two spaces before each)."

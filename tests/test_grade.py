@@ -61,8 +61,17 @@ def test_summary_has_a_row_per_student_and_a_column_per_exercise():
     lines = summary(rows).splitlines()
     assert lines[0].split() == ['student', 'grad_twice', 'no_sigmoid_loss']
     assert lines[1].split() == ['ann', 'ok', '-'] and lines[2].split() == ['bo', 'TIME']
-    assert lines[3].split() == ['cy', 'missing', 'missing'] and lines[4] == 'cy: not handed in: 03.ipynb'   # bo handed 03 in
-    assert 'cy.ipynb is not a notebook' in lines[5]
+    assert lines[3].split() == ['cy'] and 'cy.ipynb is not a notebook' in lines[4]   # blank: not graded, and why
+    assert not [l for l in lines if 'not handed in:' in l]   # bo handed 03 in; cy's one notebook is not a lesson's
+
+def test_a_class_of_both_layouts_says_nothing_is_missing_for_a_student_with_one_notebook():
+    "New-user review: bob.ipynb was graded (-) and also said 'not handed in: 00_data.ipynb'; dan's file, not a notebook, read 'missing'."
+    rows = [('ann', '00_data.ipynb', 'stack_shapes', 'correct', ''), ('bob', 'bob.ipynb', 'stack_shapes', 'not written', ''),
+            ('cy', '01_x.ipynb', 'is_3_nearest', 'correct', ''), ('dan', 'dan.ipynb', '', 'error', 'dan.ipynb is not a notebook')]
+    text = summary(rows); lines = text.splitlines()
+    assert [l.split() for l in lines[1:5]] == [['ann', 'ok', 'missing'], ['bob', '-'], ['cy', 'missing', 'ok'], ['dan']], text
+    assert 'cy: not handed in: 00_data.ipynb' in lines and not [l for l in lines if l.startswith(('bob: not', 'dan: not'))], text
+    assert 'dan: dan.ipynb: dan.ipynb is not a notebook' in lines, text
 
 def test_grade_says_where_the_csv_went_and_what_its_marks_mean(tmp_path, capsys):
     "A file that is not a notebook is graded without a kernel: the whole command in a second."
