@@ -37,6 +37,11 @@ def say(text='', err=False):
         raise e if isinstance(e, _Unwritable) else _Unwritable(f'cannot write to {where} ({why})') from None
 
 # %% ../nbs/09a_cli.ipynb #4d627fd0
+def _unread(flag, given, found) -> str:
+    "A line for an archive named with `flag` that was not read, since its data set was complete already; else ''."
+    if not given or found.source != 'fastai cache': return ''
+    return f'\n  {flag} {given} was not read: the full {found.layout.title} is already in {found.path}'
+
 def cmd_train(args):
     "Train the chosen models on `args.device`; print each row of the table (or JSON) as soon as its model is trained."
     device, ten = args.device, args.model.startswith('digits')  # ten: all ten digits, not the lesson's 3s and 7s
@@ -44,7 +49,8 @@ def cmd_train(args):
         import torch; torch.set_num_threads(1)                          # threads, and lose a lot on a busy machine
     source, digits = load_data(args.model, args.archive, args.mnist_archive)
     rows = plan(args.model, args.epochs, args.lr, device, source.full)
-    if not args.json: say(f"Data ({'ten digits' if ten else '3s and 7s'}): {source}\nDevice: {device}")
+    unread = _unread(*(('--mnist-archive', args.mnist_archive) if ten else ('--archive', args.archive)), source)
+    if not args.json: say(f"Data ({'ten digits' if ten else '3s and 7s'}): {source}{unread}\nDevice: {device}")
     trained = train_rows(rows, digits, args.seed, device, progress=not args.json and on_terminal())
     for line in (json_lines if args.json else table_lines)(rows, trained):
         say(line)  # a row at a time: when the reader has gone, this write fails and no other model is trained
@@ -56,10 +62,10 @@ def cmd_data(args):
     from mnist37.datasets.source import count_pngs, find_mnist_sample
     from mnist37.datasets.mnist import find_mnist
     sample, ten = find_mnist_sample(args.archive), find_mnist(args.mnist_archive)
-    say(f'3s and 7s (the lesson): {sample}')
+    say(f'3s and 7s (the lesson): {sample}{_unread("--archive", args.archive, sample)}')
     say('  ' + ', '.join(f'{k}: {v}' for k, v in count_pngs(sample.path).items()))
     if not sample.full: say('  for the full MNIST_SAMPLE offline: mnist37 data --archive /path/to/mnist_sample.tgz')
-    say(f'All ten digits (11_all_digits): {ten}')
+    say(f'All ten digits (11_all_digits): {ten}{_unread("--mnist-archive", args.mnist_archive, ten)}')
     if not ten.full: say('  for the full MNIST offline: mnist37 data --mnist-archive /path/to/mnist_png.tgz')
     return sample, ten
 

@@ -93,6 +93,9 @@ def test_data_command(env, tmp_path, fake_archive):
     assert r.returncode == 2 and 'missing.tgz does not exist' in r.stderr and 'Traceback' not in r.stderr
     r = cli('data', '--archive', str(fake_archive), env={**env, 'FASTAI_HOME': str(tmp_path/'h')})
     assert r.returncode == 0 and 'the full MNIST_SAMPLE from archive' in r.stdout and 'train/3: 6131' in r.stdout
+    for cmd in (['data'], ['train', '--model', 'baseline']):   # installed now: a named archive is not read again, and that is said
+        r = cli(*cmd, '--archive', str(fake_archive), env={**env, 'FASTAI_HOME': str(tmp_path/'h')})
+        assert r.returncode == 0 and f'--archive {fake_archive} was not read: the full MNIST_SAMPLE is already in ' in r.stdout, r.stdout
 
 def test_bench_writes_table_and_plot(env, tmp_path):
     r = cli('bench', '--epochs', '1', '--out', str(tmp_path/'b'), env=env)
