@@ -47,7 +47,8 @@ def cmd_train(args):
     device, ten = args.device, args.model.startswith('digits')  # ten: all ten digits, not the lesson's 3s and 7s
     if device.type == 'cpu' and 'OMP_NUM_THREADS' not in os.environ:  # models this small gain little from more
         import torch; torch.set_num_threads(1)                          # threads, and lose a lot on a busy machine
-    source, digits = load_data(args.model, args.archive, args.mnist_archive)
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():  # stdout: JSON only
+        source, digits = load_data(args.model, args.archive, args.mnist_archive)
     rows = plan(args.model, args.epochs, args.lr, device, source.full)
     unread = _unread(*(('--mnist-archive', args.mnist_archive) if ten else ('--archive', args.archive)), source)
     if not args.json: say(f"Data ({'ten digits' if ten else '3s and 7s'}): {source}{unread}\nDevice: {device}")

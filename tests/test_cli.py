@@ -74,6 +74,11 @@ def test_train_all_json_on_the_fallback(env):
     assert rows[0]['accuracy'] > 0.85 and rows[0]['lesson'] == MODELS['baseline'][3]  # the lesson's own figure
     assert all(0.5 < row['accuracy'] <= 1 for row in rows) and [row['epochs'] for row in rows] == [0, 3, 3, 3]
 
+def test_train_json_installing_an_archive_keeps_stdout_json(tmp_path, fake_archive, env):
+    r = cli('train', '--json', '--model', 'baseline', '--archive', str(fake_archive), env={**env, 'FASTAI_HOME': str(tmp_path/'h')})
+    assert r.returncode == 0 and f'Installing {fake_archive}' in r.stderr, r.stderr
+    assert json.loads(r.stdout)[0]['data'] == 'full', r.stdout
+
 def test_train_ten_digits_json(env):
     r = cli('train', '--json', '--model', 'digits-linear', '--epochs', '2', env=env)
     assert r.returncode == 0, r.stderr
@@ -93,6 +98,7 @@ def test_data_command(env, tmp_path, fake_archive):
     assert r.returncode == 2 and 'missing.tgz does not exist' in r.stderr and 'Traceback' not in r.stderr
     r = cli('data', '--archive', str(fake_archive), env={**env, 'FASTAI_HOME': str(tmp_path/'h')})
     assert r.returncode == 0 and 'the full MNIST_SAMPLE from archive' in r.stdout and 'train/3: 6131' in r.stdout
+    assert r.stdout.startswith(f'Installing {fake_archive} into '), r.stdout   # said before the seconds it takes, not after
     for cmd in (['data'], ['train', '--model', 'baseline']):   # installed now: a named archive is not read again, and that is said
         r = cli(*cmd, '--archive', str(fake_archive), env={**env, 'FASTAI_HOME': str(tmp_path/'h')})
         assert r.returncode == 0 and f'--archive {fake_archive} was not read: the full MNIST_SAMPLE is already in ' in r.stdout, r.stdout

@@ -96,7 +96,7 @@ def test_processes_on_a_cold_cache_all_get_the_complete_folder(home, fake_archiv
     outs = [p.communicate(timeout=300)[0].strip() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert len(set(outs)) == 1, outs
-    assert outs[0].split()[1] == str(use_archive)
+    assert outs[0].splitlines()[-1].split()[1] == str(use_archive)   # (after the archive's 'Installing' line)
 
 def _read_only_run(ro: Path, code: str, env: dict):
     "Run `code` in a Python that sees `ro` as a read-only folder (a read-only mount as root, file modes otherwise)."

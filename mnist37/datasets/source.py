@@ -78,6 +78,7 @@ def find_data(layout: Layout, archive=None, env='MNIST37_ARCHIVE', fallback=buil
     label, archive = ('archive', archive) if archive else (f'{env}=', os.getenv(env))
     if archive:
         check_path(archive, 'file', label, f'give the path of a copy of {layout.name}.tgz')
+        print(f'Installing {archive} into {root}: every entry is checked before anything is written ...', flush=True)
         return install_archive(archive, root, layout), 'archive', True
     if (got := _download(layout)) is not None: return got, 'download', True
     return fallback(root), 'fallback', False
