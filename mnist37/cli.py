@@ -95,7 +95,7 @@ def cmd_bench(args):
 class _Parser(argparse.ArgumentParser):
     "An argument parser whose errors take two lines: what is wrong, and how to see the options."
     def error(self, message):
-        self.exit(2, f'{self.prog}: error: {message}\nusage: {self.prog} --help shows every option\n')
+        self.exit(2, f'{self.prog}: error: {message}\n(`{self.prog} --help` shows every option)\n')
     def exit(self, status=0, message=None):  # errors go to stderr through the command's one writer
         if message: say(message.rstrip('\n'), err=True)
         sys.exit(status)

@@ -42,7 +42,7 @@ def test_help_is_quick_and_imports_no_torch():
 def test_wrong_calls_get_usage_and_exit_2(args, match, env):
     r = cli(*args, env=env)
     assert r.returncode == 2, r.stderr
-    assert 'usage: mnist37' in r.stderr and match in r.stderr and 'Traceback' not in r.stderr
+    assert '(`mnist37' in r.stderr and '--help` shows every option)' in r.stderr and match in r.stderr and 'Traceback' not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 2, r.stderr  # what is wrong, and where to see the options
 
 def test_forced_missing_gpu_is_named(env):
