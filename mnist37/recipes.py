@@ -113,9 +113,15 @@ def train_rows(rows, digits, seed, device, progress=False):
 
 # %% ../nbs/09_recipes.ipynb #f63b14ff
 _COLUMNS = ['model', 'what', 'accuracy', 'lesson', 'epochs', 'lr', 'seconds', 'device', 'data']
-_NOTE = ("lesson: this lesson's own figure on the full data, seed 42 (exact for the baselines, about for trained "
-         "models; '-' where you changed the epochs or lr; for all ten digits, notebook 11's on its offline set); "
-         "the baselines train nothing: no epochs, no lr")
+
+def _note(rows) -> str:
+    "The table's footnote on its `lesson` column, saying only what holds for the models in `rows`."
+    baseline = [r['model'].endswith('baseline') for r in rows]
+    says = ['exact for the baselines'] if any(baseline) else []
+    if not all(baseline): says.append("about for trained models; '-' where you changed the epochs or lr")
+    if any(r['model'].startswith('digits') for r in rows): says.append("for all ten digits, notebook 11's on its offline set")
+    note = f"lesson: this lesson's own figure on the full data, seed 42 ({'; '.join(says)})"
+    return note + ('; the baselines train nothing: no epochs, no lr' if any(baseline) else '')
 
 def _cell(row, col):
     "How the table shows one value: '-' for none, and for the epochs and lr of a baseline."
@@ -128,7 +134,7 @@ def table_lines(rows, trained):
     line = lambda values: '  '.join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
     yield line(_COLUMNS)
     for row in trained: yield line([_cell(row, col) for col in _COLUMNS])
-    yield '\n' + _NOTE
+    yield '\n' + _note(rows)
 
 def json_lines(rows, trained):
     "The lines of `json.dumps(rows, indent=1)`, each row as soon as `trained` yields it."

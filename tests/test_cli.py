@@ -147,6 +147,13 @@ def test_the_baselines_show_no_epochs_or_lr(env, monkeypatch):
     assert all(rows[m][-5:-3] == [str(MODELS[m][1]), str(MODELS[m][2])] for m in ('linear', 'net')), out  # each recipe's own
     assert 'the baselines train nothing' in out
 
+def test_the_note_speaks_only_of_the_models_in_the_table(env, monkeypatch):
+    "New-user review: `--model linear` ended with a note on the baselines and all ten digits."
+    status, out, err, _ = in_process(['train', '--model', 'linear', '--epochs', '1'], env, monkeypatch)
+    note = out.strip().splitlines()[-1]
+    assert status == 0 and note.startswith('lesson: ') and "'-' where you changed" in note, out
+    assert 'baseline' not in note and 'ten digits' not in note, note
+
 @pytest.mark.parametrize('argv,lines', [(['train'], 3), (['train', '--json'], 1), (['train', '--model', 'net'], 3)])
 def test_a_reader_that_has_gone_stops_the_training(env, monkeypatch, argv, lines):
     "`mnist37 train | head -1` trained every model before its one write at the end found the pipe closed."
