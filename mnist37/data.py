@@ -21,7 +21,7 @@ __all__ = ['mnist_sample', 'is_full', 'load_digits', 'Digits', 'load_sample', 'c
 
 # %% ../nbs/00_data.ipynb #3b337898
 def is_full(path) -> bool:
-    "True when `path` holds the full MNIST_SAMPLE, so the lesson's exact figures apply."
+    "True when `path` holds the full MNIST_SAMPLE, so the lesson's exact numbers apply."
     return is_complete(path, EXPECTED)
 
 # %% ../nbs/00_data.ipynb #78c17ddc
