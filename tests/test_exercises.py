@@ -137,7 +137,7 @@ FN_CASES = [  # exercise, function, ok, words the feedback must contain
     ('is_3_nearest', nearest('max'), False, 'you kept the farthest training digit'),
     ('is_3_nearest', nearest('mean'), False, 'you averaged the distances'),
     ('is_3_nearest', nearest('flipped'), False, 'the verdicts are the wrong way round'),
-    ('is_3_nearest', nearest_one_only, False, 'one image works, but a batch (8, 28, 28) does not'),
+    ('is_3_nearest', nearest_one_only, False, 'one image works, but a batch (16, 28, 28) does not'),
     ('is_3_nearest', nearest_batch_axis, False, 'one per training digit: you took the smallest distance along the axis of the batch'),
     ('is_3_nearest', nearest('everything'), False, 'one for the whole batch'),
     ('is_3_nearest', nearest_batch_only, False, 'a batch works, but one image (28, 28) should give one True/False'),
@@ -314,9 +314,9 @@ def test_inputs_are_drawn_afresh_and_the_seed_repeats_them():
     ref = _nearest_problem(torch.Generator().manual_seed(0))[3]['right']
     memorised = lambda x_, a, b: ref.clone() if x_.ndim == 3 else ref[0].clone()
     assert check('is_3_nearest', memorised, seed=0).ok
-    assert not check('is_3_nearest', memorised, seed=1).ok and not check('is_3_nearest', memorised).ok
+    assert not [s for s in range(1, 101) if check('is_3_nearest', memorised, seed=s).ok]
     seeds = {check('is_3_nearest', memorised).seed for _ in range(3)}
-    assert len(seeds) > 1   # drawn from the clock
+    assert len(seeds) > 1 and 0 not in seeds   # drawn from the clock
     assert check('MomentumSGD', momsgd('right'), seed=5).message == check('MomentumSGD', momsgd('right'), seed=5).message
 
 def never_returns(*args):

@@ -101,13 +101,13 @@ def _nearest_gaps(x, threes, sevens):
 
 # %% ../../nbs/08c_checks.pixels.ipynb #h1c8c014
 def _nearest_problem(g):
-    "4 training 3s, 4 training 7s and 8 images of 6 patches of grey, drawn until all kinds of verdict differ on them."
+    "4 training 3s, 4 training 7s and 16 images of 6 patches of grey, drawn until all kinds of verdict differ on them."
     while True:
         patch = torch.randint(0, 6, (784,), generator=g)   # which of the 6 patches each pixel belongs to
-        threes, sevens, x = (torch.rand(n, 6, generator=g).index_select(1, patch).view(n, 28, 28) for n in (4, 4, 8))
+        threes, sevens, x = (torch.rand(n, 6, generator=g).index_select(1, patch).view(n, 28, 28) for n in (4, 4, 16))
         gaps = _nearest_gaps(x, threes, sevens)
         v = {k: gap < 0 for k, gap in gaps.items()} | {'flipped': gaps['right'] >= 0}
-        if (0 < v['right'].sum() < 8 and min(gap.abs().min() for gap in gaps.values()) > 1e-3
+        if (0 < v['right'].sum() < len(x) and min(gap.abs().min() for gap in gaps.values()) > 1e-3
                 and not any(torch.equal(a, b) for a, b in itertools.combinations(v.values(), 2))):
             return x, threes, sevens, v
 
@@ -139,8 +139,8 @@ def _check_is_3_nearest(fn, g):
     if hint := _batch_shape(out, x, len(threes)): return Feedback(False, hint)
     if not torch.equal(out, v['right']):
         return Feedback(False, diagnose(out, [(v[k], hint) for k, hint in _NEAREST_MISTAKES.items()], torch.equal)
-                        or f'{(out != v["right"]).sum().item()} of 8 verdicts differ from the nearest-neighbour ones')
-    if one_ok: return Feedback(True, 'the nearest-neighbour verdicts, on a batch of 8 and on one image.')
+                        or f'{(out != v["right"]).sum().item()} of {len(x)} verdicts differ from the nearest-neighbour ones')
+    if one_ok: return Feedback(True, f'the nearest-neighbour verdicts, on a batch of {len(x)} and on one image.')
     return Feedback(False, 'a batch works, but one image (28, 28) ' + (f'does not: {err1.message}' if err1 else
                     'should give one True/False of its own, as `is_3` does (x.ndim is 2 for one image, 3 for a batch)'))
 
