@@ -81,7 +81,7 @@ def environments(root):
         'MNIST37_ARCHIVE': st.one_of(st.just(''), paths(root)), 'MNIST37_MNIST_ARCHIVE': st.one_of(st.just(''), paths(root)),
         'MNIST37_DEVICE': st.one_of(st.just(''), devices)})
 
-@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_command_line_ends_cleanly(places, data):
     argv = data.draw(calls(places), label='argv')

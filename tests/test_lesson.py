@@ -33,7 +33,7 @@ def test_mnist_loss_values_and_gradient():
 finite = st.floats(-50, 50, allow_nan=False, width=32)
 any_float = st.one_of(finite, st.just(float('nan')), st.just(float('inf')), st.just(-float('inf')))
 
-@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(0, 6), data=st.data(), flat_targets=st.booleans())
 def test_loss_property(n, data, flat_targets):
     "For any predictions and targets: the reference result, or the documented error; nothing else."
@@ -48,7 +48,7 @@ def test_loss_property(n, data, flat_targets):
             with pytest.raises(ValueError): f(preds, targs)
 
 # ---- mnist_distance / is_3
-@settings(max_examples=100, deadline=None, derandomize=True)
+@settings(max_examples=100, deadline=None)
 @given(lead=st.lists(st.integers(1, 3), max_size=2), h=st.sampled_from([27, 28]), w=st.sampled_from([28, 29]),
        other_lead=st.lists(st.integers(1, 3), max_size=2), seed=st.integers(0, 100))
 def test_distance_property(lead, h, w, other_lead, seed):

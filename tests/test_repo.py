@@ -266,3 +266,10 @@ def test_no_name_is_used_undefined_in_the_library_tests_or_tools():
              for m in Checker(ast.parse(f.read_text()), filename=str(f), builtins={'get_ipython'}).messages  # an IPython kernel's own
              if isinstance(m, UndefinedName)]
     assert len(files) > 40 and not found, found
+
+def test_property_tests_draw_the_same_examples_on_every_run():
+    "A property test whose examples came from the clock could fail CI on one run in many and pass on the retry."
+    from hypothesis import settings
+    assert settings.default.derandomize, 'tests/conftest.py should load a profile with derandomize=True'
+    overriding = [f.name for f in (ROOT/'tests').glob('test_*.py') if re.search(r'derandomize\s*=\s*False', f.read_text())]
+    assert not overriding, overriding
