@@ -4,7 +4,6 @@ the notebooks over its workers; each kernel uses one thread.
 
 The full data set is not run again here: `nbdev_test` (in .ci/run) runs every notebook on it, and .ci/colab runs every
 notebook in a real kernel on it (slow cells included), in Colab's own stack."""
-from pathlib import Path
 import pytest
 from kernel import data_env, notebooks, run_notebook
 

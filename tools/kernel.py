@@ -52,22 +52,26 @@ def problems(nb) -> list:
                 found.append(f'cell {i} wrote to stderr: {out.text.strip()[:300]}')
     return found
 
-def run_notebook(path, env: dict) -> tuple:
-    "Execute the notebook at `path` in a fresh kernel with `env`; return (seconds, problems)."
+def executed(path, env: dict) -> tuple:
+    "The notebook at `path` run in a fresh kernel with `env`, and the CellExecutionError that stopped it (None: it ran to the end)."
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     old = dict(os.environ); os.environ.clear(); os.environ.update(env)  # the kernel inherits this process's environment
-    t0 = time.perf_counter()
     try:
         NotebookClient(nb, timeout=TIMEOUT, startup_timeout=STARTUP, kernel_name='python3',
                        resources={'metadata': {'path': str(path.parent)}}).execute(stderr=subprocess.DEVNULL)  # not the kernel's own log
-        found = problems(nb)
-    except CellExecutionError as e: found = problems(nb) or [str(e).strip().splitlines()[-1]]
+        return nb, None
+    except CellExecutionError as e: return nb, e
     finally: os.environ.clear(); os.environ.update(old)
-    return time.perf_counter() - t0, found
+
+def run_notebook(path, env: dict) -> tuple:
+    "Execute the notebook at `path` in a fresh kernel with `env`; return (seconds, problems)."
+    t0 = time.perf_counter()
+    nb, error = executed(path, env)
+    return time.perf_counter() - t0, problems(nb) or ([str(error).strip().splitlines()[-1]] if error else [])
 
 def _one(args): return run_notebook(*args)
 
