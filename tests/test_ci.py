@@ -58,12 +58,25 @@ def test_a_failing_colab_target_fails_ci(tmp_path):
 def test_a_failing_ci_stops_colabs_venv_build(tmp_path):
     r = run_ci(tmp_path, tests_fail=True, build_s=60)
     assert r.returncode != 0 and 'colab' not in r.stdout, r.stdout
-    stat = Path(f"/proc/{int((tmp_path/'sleeper').read_text())}/stat")
-    running = lambda: stat.exists() and stat.read_text().rsplit(')', 1)[1].split()[0] != 'Z'   # a zombie has ended
+    pid = int((tmp_path/'sleeper').read_text())
     for _ in range(50):
-        if not running(): break
+        if not running(pid): break
         time.sleep(0.1)
-    assert not running(), 'the background build went on after CI stopped'
+    assert not running(pid), 'the background build went on after CI stopped'
+
+def running(pid: int) -> bool:
+    "Whether process `pid` still runs: a zombie has ended, and so has one that is gone, even between two reads of /proc."
+    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError: return False   # ProcessLookupError (gone while read) and FileNotFoundError (gone before) alike
+
+def test_running_tells_a_live_process_from_a_zombie_and_a_gone_one():
+    p = subprocess.Popen(['sleep', '30'])
+    try: assert running(p.pid)
+    finally: p.kill()
+    deadline = time.monotonic() + 10
+    while running(p.pid) and time.monotonic() < deadline: time.sleep(0.05)   # killed, not yet waited for: a zombie
+    assert Path(f'/proc/{p.pid}').exists() and not running(p.pid)
+    p.wait(); assert not running(p.pid)
 
 def need_lines():
     "The lines of .ci/run that work out how many GB of room CI needs, before anything is installed."
